@@ -1,0 +1,50 @@
+# headroom — one Makefile for newcomers, developers and CI.
+PY ?= python3
+VENV ?= .venv
+VPY := $(VENV)/bin/python
+PY312 ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12.*/bin/python3.12 2>/dev/null | tail -1)
+VENV312 ?= .venv312
+STAMP := $(VENV)/.installed
+
+.PHONY: install install312 proxy test test-proxy312 bench bench-compression demo web clean
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PY) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip
+	$(VPY) -m pip install -q -c constraints.txt -e '.[all]'
+	$(VPY) -m pip check
+	$(VPY) scripts/seed_tiktoken.py
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install headroom with every extra
+
+install312:  ## a Python 3.12 venv with mitmproxy 12 for the proxy suite
+	$(PY312) -m venv $(VENV312)
+	$(VENV312)/bin/python -m pip install -q --upgrade pip
+	$(VENV312)/bin/python -m pip install -q -c constraints-py312.txt -e '.[redis,dev]'
+	$(VENV312)/bin/python -m pip check
+	$(VENV312)/bin/python scripts/seed_tiktoken.py
+
+proxy: install  ## install if needed, then start the proxy on its defaults (127.0.0.1:8787)
+	$(VENV)/bin/headroom proxy
+
+test: install  ## the whole test suite
+	$(VPY) -m pytest -q
+
+test-proxy312: install312  ## the proxy end-to-end suite on Python 3.12 + mitmproxy 12
+	$(VENV312)/bin/python -m pytest -q -m e2e
+
+bench: install
+	$(VPY) scripts/bench_proxy.py
+
+bench-compression: install
+	$(VPY) scripts/bench_compression.py
+
+demo: install
+	$(VENV)/bin/headroom demo
+
+web: install
+	$(VENV)/bin/headroom web
+
+clean:
+	rm -rf $(VENV) $(VENV312) build dist *.egg-info

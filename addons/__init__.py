@@ -1,0 +1,1 @@
+"""mitmproxy addons of headroom: thin adapters from flows to headroom_core."""

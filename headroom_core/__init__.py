@@ -1,0 +1,1 @@
+"""headroom core: transport-free optimisation, accounting and state. Never imports mitmproxy."""
