@@ -6,7 +6,7 @@ PY312 ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versio
 VENV312 ?= .venv312
 STAMP := $(VENV)/.installed
 
-.PHONY: install install312 proxy test test-proxy312 bench bench-compression demo web clean
+.PHONY: install install312 proxy test test311 test312 bench bench-compression demo web clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -18,20 +18,27 @@ $(STAMP): pyproject.toml constraints.txt
 
 install: $(STAMP)  ## create .venv and install headroom with every extra
 
-install312:  ## a Python 3.12 venv with mitmproxy 12 for the proxy suite
+STAMP312 := $(VENV312)/.installed
+$(STAMP312): pyproject.toml constraints-py312.txt
+	@test -n "$(PY312)" || { echo "python3.12 not found (set PY312=/path/to/python3.12)"; exit 1; }
 	$(PY312) -m venv $(VENV312)
 	$(VENV312)/bin/python -m pip install -q --upgrade pip
 	$(VENV312)/bin/python -m pip install -q -c constraints-py312.txt -e '.[redis,dev]'
 	$(VENV312)/bin/python -m pip check
 	$(VENV312)/bin/python scripts/seed_tiktoken.py
+	touch $(STAMP312)
+
+install312: $(STAMP312)  ## a Python 3.12 venv with mitmproxy 12 for the proxy suite
 
 proxy: install  ## install if needed, then start the proxy on its defaults (127.0.0.1:8787)
 	$(VENV)/bin/headroom proxy
 
-test: install  ## the whole test suite
+test: test311 test312  ## everything CI runs: full suite on 3.11/mitmproxy 11, proxy suite on 3.12/mitmproxy 12
+
+test311: install  ## the whole suite on Python 3.11 + mitmproxy 11
 	$(VPY) -m pytest -q
 
-test-proxy312: install312  ## the proxy end-to-end suite on Python 3.12 + mitmproxy 12
+test312: install312  ## the proxy end-to-end suite again on Python 3.12 + mitmproxy 12
 	$(VENV312)/bin/python -m pytest -q -m e2e
 
 bench: install

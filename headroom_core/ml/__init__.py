@@ -1,0 +1,1 @@
+"""Optional ML features (LLMLingua-2); heavy imports happen only when enabled."""
