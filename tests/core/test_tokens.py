@@ -1,0 +1,183 @@
+"""tokens.py: offline encoders identical to tiktoken's, model mapping, whole-request counts."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import tiktoken
+
+from headroom_core import tokens
+from headroom_core.wire.common import Endpoint
+
+ROOT = Path(__file__).resolve().parents[2]
+SAMPLE = ("Hello, world! The quick brown fox — 日本語のテキスト, emoji 🎉, "
+          "code: def f(x):\n    return x ** 2\n\n\n   trailing   \r\n<|endoftext|> done")
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return tokens.ensure_tiktoken_cache(str(tmp_path_factory.mktemp("tiktoken")))
+
+
+def test_get_encoding_is_cached_and_offline() -> None:
+    enc = tokens.get_encoding()
+    assert enc is tokens.get_encoding("o200k_base")
+    assert enc.name == "o200k_base"
+    assert enc.n_vocab == 200019
+    assert tokens.get_encoding("cl100k_base").n_vocab == 100277
+    assert enc.decode(enc.encode_ordinary(SAMPLE)) == SAMPLE
+
+
+def test_seeded_cache_uses_tiktoken_file_names(seeded: str) -> None:
+    for name, spec in tokens._SPECS.items():
+        key = hashlib.sha1(
+            f"https://openaipublic.blob.core.windows.net/encodings/{name}.tiktoken".encode()).hexdigest()
+        data = (Path(seeded) / key).read_bytes()
+        assert hashlib.sha256(data).hexdigest() == spec.sha256
+
+
+def test_seeding_twice_leaves_good_files_alone(seeded: str) -> None:
+    before = {p.name: p.stat().st_mtime_ns for p in Path(seeded).iterdir()}
+    assert tokens.ensure_tiktoken_cache(seeded) == seeded
+    assert {p.name: p.stat().st_mtime_ns for p in Path(seeded).iterdir()} == before
+
+
+def test_corrupt_cache_file_is_rewritten(tmp_path: Path) -> None:
+    directory = tokens.ensure_tiktoken_cache(str(tmp_path))
+    victim = next(Path(directory).iterdir())
+    victim.write_bytes(b"garbage")
+    tokens.ensure_tiktoken_cache(directory)
+    assert hashlib.sha256(victim.read_bytes()).hexdigest() in {s.sha256 for s in tokens._SPECS.values()}
+
+
+@pytest.mark.parametrize("name", ["o200k_base", "cl100k_base"])
+def test_same_tokens_as_tiktokens_own_constructor(seeded: str, name: str,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    # tiktoken's own constructor (tiktoken_ext.openai_public) reading the seeded cache.
+    from tiktoken_ext import openai_public
+
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", seeded)
+    theirs = getattr(openai_public, name)()
+    ours = tokens.get_encoding(name)
+    assert ours._pat_str == theirs["pat_str"]
+    assert ours._special_tokens == theirs["special_tokens"]
+    assert ours._mergeable_ranks == theirs["mergeable_ranks"]
+
+
+def test_third_party_get_encoding_works_offline(seeded: str) -> None:
+    # A fresh interpreter, as llmlingua would call it: only TIKTOKEN_CACHE_DIR is set.
+    code = "import tiktoken; print(len(tiktoken.get_encoding('cl100k_base').encode('hello world')))"
+    env = {**os.environ, "TIKTOKEN_CACHE_DIR": seeded, "HTTPS_PROXY": "http://127.0.0.1:9"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "2"
+
+
+def test_seed_script_prints_directory(tmp_path: Path) -> None:
+    out = subprocess.run([sys.executable, str(ROOT / "scripts" / "seed_tiktoken.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == str(tmp_path)
+    assert len(list(tmp_path.iterdir())) == 2
+
+
+@pytest.mark.parametrize("model,expected", [
+    ("gpt-4", "cl100k_base"), ("gpt-4-0613", "cl100k_base"), ("gpt-4-turbo", "cl100k_base"),
+    ("gpt-3.5-turbo", "cl100k_base"), ("text-embedding-ada-002", "cl100k_base"),
+    ("openai/gpt-4", "cl100k_base"),
+    ("gpt-4o", "o200k_base"), ("gpt-4o-mini-2024-07-18", "o200k_base"), ("gpt-4.1", "o200k_base"),
+    ("o3-mini", "o200k_base"), ("gpt-5", "o200k_base"),
+    ("claude-sonnet-4-5-20250929", "o200k_base"), ("claude-3-haiku-20240307", "o200k_base"),
+    ("davinci", "o200k_base"),  # tiktoken says r50k_base, which we do not ship
+    ("", "o200k_base"), (None, "o200k_base"),
+])
+def test_encoding_name_for_model(model: str | None, expected: str) -> None:
+    assert tokens.encoding_name_for_model(model) == expected
+
+
+def test_count_text() -> None:
+    assert tokens.count_text("") == 0
+    assert tokens.count_text("hello world") == 2
+    # Special-token text is ordinary text: never raises, counted as its pieces.
+    assert tokens.count_text("<|endoftext|>") > 1
+    assert tokens.count_text(SAMPLE, "gpt-4") == len(tokens.get_encoding("cl100k_base").encode_ordinary(SAMPLE))
+
+
+def _count(*pieces: str) -> int:
+    return tokens.count_text("\n".join(pieces))
+
+
+def test_count_request_anthropic() -> None:
+    tool = {"name": "read_file", "description": "Read a file", "input_schema": {"type": "object"}}
+    doc = {
+        "model": "claude-sonnet-4-5", "max_tokens": 1024, "stream": True,
+        "system": [{"type": "text", "text": "You are terse.", "cache_control": {"type": "ephemeral"}}],
+        "tools": [tool],
+        "messages": [
+            {"role": "user", "content": "Read a.py"},
+            {"role": "assistant", "content": [
+                {"type": "thinking", "thinking": "Need the file.", "signature": "c2lnbmF0dXJl"},
+                {"type": "tool_use", "id": "toolu_1", "name": "read_file", "input": {"path": "a.py", "n": 2}}]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "toolu_1", "content": [
+                    {"type": "text", "text": "print('hi')"},
+                    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": "iVBORw0KGgo" * 500}}]},
+                {"type": "document", "source": {"type": "text", "media_type": "text/plain", "data": "plain doc"}}]},
+        ],
+    }
+    expected = _count("You are terse.", "Read a.py", "Need the file.", "read_file",
+                      '{"path":"a.py","n":2}', "print('hi')", "plain doc",
+                      '{"name":"read_file","description":"Read a file","input_schema":{"type":"object"}}')
+    assert tokens.count_request(doc, Endpoint.ANTHROPIC_MESSAGES) == expected
+    assert tokens.count_request(doc, Endpoint.ANTHROPIC_COUNT_TOKENS) == expected
+
+
+def test_count_request_openai_chat_uses_model_encoding() -> None:
+    doc = {
+        "model": "gpt-4",
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "What is in this image?"},
+                                         {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAAA"}}]},
+            {"role": "assistant", "content": None, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "ls", "arguments": "{\"dir\":\".\"}"}}]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "a.py\nb.py"},
+        ],
+        "tools": [{"type": "function", "function": {"name": "ls", "parameters": {}}}],
+        "temperature": 0.2,
+    }
+    pieces = ["Be brief.", "What is in this image?", "ls", '{"dir":"."}', "a.py\nb.py",
+              '{"type":"function","function":{"name":"ls","parameters":{}}}']
+    assert tokens.count_request(doc, Endpoint.OPENAI_CHAT) == tokens.count_text("\n".join(pieces), "gpt-4")
+
+
+def test_count_request_responses_and_plain_string_input() -> None:
+    doc = {"model": "gpt-4.1", "instructions": "Answer in French.", "input": "Bonjour, ça va ?"}
+    assert tokens.count_request(doc, Endpoint.OPENAI_RESPONSES) == _count("Answer in French.", "Bonjour, ça va ?")
+    doc = {"model": "o4-mini", "input": [
+        {"role": "user", "content": [{"type": "input_text", "text": "list files"},
+                                     {"type": "input_image", "image_url": "data:image/png;base64,AAAA"}]},
+        {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "gAAAA" * 100},
+        {"type": "function_call", "call_id": "c1", "name": "shell", "arguments": "{\"cmd\":\"ls\"}"},
+        {"type": "function_call_output", "call_id": "c1", "output": "x.txt"},
+    ]}
+    assert tokens.count_request(doc, Endpoint.OPENAI_RESPONSES) == _count(
+        "list files", "shell", '{"cmd":"ls"}', "x.txt")
+
+
+def test_count_request_other_and_odd_shapes() -> None:
+    doc = {"model": "text-embedding-3-small", "input": ["alpha beta", "gamma"], "encoding_format": "float"}
+    assert tokens.count_request(doc, Endpoint.OPENAI_OTHER) == tokens.count_text("alpha beta\ngamma", "gpt-4")
+    for odd in (None, [], "text", {"messages": "not a list", "tools": {"x": 1}}, {"messages": [None, 3, ["x"]]}):
+        assert tokens.count_request(odd, Endpoint.ANTHROPIC_MESSAGES) >= 0
+
+
+def test_count_json_value() -> None:
+    assert tokens.count_json_value({"a": [1, 2]}) == tokens.count_text('{"a":[1,2]}')
+    assert tokens.count_json_value("already text") == tokens.count_text("already text")
