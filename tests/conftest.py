@@ -1,0 +1,19 @@
+"""Shared pytest fixtures. Several engineers append fixtures here: keep each one self-contained."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def redis_server():
+    """A fresh redis-server on a free loopback port, killed by pid afterwards (see redis_server.py)."""
+    try:
+        from redis_server import RedisServer  # tests/ is on sys.path (rootdir conftest)
+    except ImportError:  # tests/ became a package
+        from tests.redis_server import RedisServer
+    server = RedisServer().start()
+    try:
+        yield server
+    finally:
+        server.stop()
