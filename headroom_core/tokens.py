@@ -17,7 +17,6 @@ from __future__ import annotations
 import base64
 import gzip
 import hashlib
-import json
 import os
 import threading
 from dataclasses import dataclass
@@ -25,6 +24,7 @@ from typing import Any
 
 import tiktoken
 
+from .jsonfmt import dumps
 from .wire.common import Endpoint
 
 DEFAULT_ENCODING = "o200k_base"
@@ -155,8 +155,8 @@ _OTHER_SKIP_KEYS = _SKIP_KEYS | {"model", "user", "metadata", "encoding_format",
 
 def _json_text(value: Any) -> str:
     try:
-        return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
-    except (TypeError, ValueError):
+        return dumps(value).decode("utf-8")  # numbers as written, non-ASCII as is
+    except (TypeError, ValueError, RecursionError):
         return ""
 
 

@@ -1,0 +1,215 @@
+"""Faithful JSON for request bodies we rewrite (DESIGN.md rule 1: byte fidelity).
+
+`loads` keeps what a plain `json.loads` would lose: a float or exponent literal stays exactly as
+written (`JsonNumber`), key order is kept (dicts are ordered). `dumps` writes a document back in
+the body's own style (`detect_style`): its separators, and non-ASCII either as is or as \\u
+escapes. So a body that went through loads/dumps untouched comes out byte-identical whenever it
+was written by a common serializer (JSON.stringify, Python's json, httpx, serde_json, Go).
+
+Not kept: whitespace other than one separator style (pretty-printed bodies come back with their
+separators but no indentation), the spelling of escapes inside strings (`\\/`, upper-case hex),
+and all but the last of duplicate keys.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass
+from json.encoder import encode_basestring, encode_basestring_ascii  # the C versions when built
+from typing import Any, Callable
+
+__all__ = ["JsonNumber", "JsonFormatError", "JsonStyle", "COMPACT", "detect_style", "loads", "dumps"]
+
+
+class JsonFormatError(ValueError):
+    """The bytes are not a JSON document we can round-trip (bad UTF-8, bad JSON, NaN, ...)."""
+
+
+class JsonNumber(str):
+    """A JSON number literal kept exactly as written (`1.0`, `1e5`, `-0.0`, `-0`).
+
+    It is a str so the text survives untouched; `float(n)` gives its value. Code that tests
+    `isinstance(x, str)` on parsed documents sees numbers too: use `type(x) is str` for strings.
+    """
+
+    __slots__ = ()
+
+    def __float__(self) -> float:
+        return float(str.__str__(self))
+
+    def __repr__(self) -> str:
+        return f"JsonNumber({str.__str__(self)!r})"
+
+
+@dataclass(frozen=True)
+class JsonStyle:
+    """How a serializer wrote a body: what follows a value, what follows a key."""
+
+    item_sep: str
+    key_sep: str
+    ensure_ascii: bool
+
+
+COMPACT = JsonStyle(",", ":", False)
+PYTHON_DEFAULT = JsonStyle(", ", ": ", True)  # json.dumps() with no arguments
+
+# A string literal (unrolled loop: fast on megabyte strings) or a structural separator with the
+# whitespace around it.
+_TOKEN = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|([ \t\r\n]*)([,:])([ \t\r\n]*)', re.S)
+# A \u escape of a non-ASCII code point (a literal prefix, so the scan runs at C speed).
+_NON_ASCII_ESCAPE = re.compile(
+    rb"\\u(?:00[89a-fA-F][0-9a-fA-F]|0[1-9a-fA-F][0-9a-fA-F]{2}|[1-9a-fA-F][0-9a-fA-F]{3})")
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_SNIFF_TOKENS = 64  # separators looked at before giving up on finding both kinds
+
+
+def detect_style(raw: bytes) -> JsonStyle:
+    """Sniff the separators after the first key and first value, and how non-ASCII was written."""
+    data = bytes(raw) if not isinstance(raw, str) else raw.encode("utf-8", "surrogatepass")
+    item_sep = key_sep = None
+    for n, match in enumerate(_TOKEN.finditer(data)):
+        sep = match.group(2)
+        if sep == b":" and key_sep is None:
+            key_sep = (match.group(1) + sep + match.group(3)).decode("ascii")
+        elif sep == b"," and item_sep is None:
+            item_sep = (match.group(1) + sep + match.group(3)).decode("ascii")
+        if (item_sep is not None and key_sep is not None) or n >= _SNIFF_TOKENS:
+            break
+    if item_sep is not None and ("\n" in item_sep or "\r" in item_sep):
+        item_sep = ","  # indented output: indentation depends on depth, write it compact
+    if key_sep is not None and ("\n" in key_sep or "\r" in key_sep):
+        key_sep = ":"
+    if key_sep is None:
+        key_sep = ":"
+    if item_sep is None:  # a single member: guess the partner of the key separator
+        item_sep = ", " if key_sep == ": " else ","
+    if not data.isascii():
+        ensure_ascii = False
+    elif _has_non_ascii_escape(data):
+        ensure_ascii = True
+    else:
+        # No evidence either way: Python's default style implies ensure_ascii, others do not.
+        ensure_ascii = item_sep == ", " and key_sep == ": "
+    return JsonStyle(item_sep, key_sep, ensure_ascii)
+
+
+def _has_non_ascii_escape(data: bytes) -> bool:
+    for match in _NON_ASCII_ESCAPE.finditer(data):
+        before = data[max(0, match.start() - 64):match.start()]
+        if (len(before) - len(before.rstrip(b"\\"))) % 2 == 0:  # not "\\u00e9": a backslash, then u00e9
+            return True
+    return False
+
+
+def _parse_int(literal: str) -> int | JsonNumber:
+    # "-0" would come back as "0": keep it as written.
+    return JsonNumber(literal) if literal == "-0" else int(literal)
+
+
+def _reject_constant(name: str) -> Any:
+    raise JsonFormatError(f"{name} is not valid JSON")
+
+
+_DECODER = json.JSONDecoder(parse_float=JsonNumber, parse_int=_parse_int,
+                            parse_constant=_reject_constant)
+
+
+def loads(raw: bytes | str) -> Any:
+    """Parse a JSON body strictly: UTF-8 only, no NaN/Infinity; numbers keep their literal."""
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        try:
+            text = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise JsonFormatError(f"body is not UTF-8: {e}") from None
+    else:
+        text = raw
+    try:
+        return _DECODER.decode(text)
+    except JsonFormatError:
+        raise
+    except (ValueError, RecursionError) as e:  # JSONDecodeError, int digit limit, deep nesting
+        raise JsonFormatError(str(e)) from None
+
+
+def _writer(encode_str: Callable[[str], str], item_sep: str, key_sep: str) -> Callable[[Any], str]:
+    float_repr = float.__repr__
+    int_repr = int.__repr__
+    literal = str.__str__
+
+    def write(value: Any) -> str:
+        kind = type(value)
+        if kind is str:
+            return encode_str(value)
+        if kind is dict:
+            return "{" + item_sep.join([encode_str(k if type(k) is str else _key(k)) + key_sep + write(v)
+                                        for k, v in value.items()]) + "}"
+        if kind is list or kind is tuple:
+            return "[" + item_sep.join([write(v) for v in value]) + "]"
+        if kind is JsonNumber:
+            return literal(value)
+        if value is None:
+            return "null"
+        if value is True:
+            return "true"
+        if value is False:
+            return "false"
+        if kind is int:
+            return int_repr(value)
+        if kind is float:
+            if value != value or value in (float("inf"), float("-inf")):
+                raise ValueError(f"{value!r} cannot be written as JSON")
+            return float_repr(value)
+        return write(_coerce(value))
+
+    return write
+
+
+def _key(key: Any) -> str:
+    if isinstance(key, str):
+        return str.__str__(key)
+    if key is None or isinstance(key, (bool, int, float)):
+        return json.dumps(key)  # what json.dumps does with such keys
+    raise TypeError(f"keys must be str, int, float, bool or None, not {type(key).__name__}")
+
+
+def _coerce(value: Any) -> Any:
+    """Subclasses of the JSON types, as json.dumps accepts them."""
+    if isinstance(value, JsonNumber):
+        return JsonNumber(str.__str__(value))
+    if isinstance(value, str):
+        return str.__str__(value)
+    if isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, int):
+        return int(value)
+    if isinstance(value, float):
+        return float(value)
+    if isinstance(value, dict):
+        return dict(value)
+    if isinstance(value, (list, tuple)):
+        return list(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
+
+
+_WRITERS: dict[JsonStyle, Callable[[Any], str]] = {}
+
+
+def _escape_surrogate(match: re.Match[str]) -> str:
+    return "\\u%04x" % ord(match.group())
+
+
+def dumps(doc: Any, style: JsonStyle = COMPACT) -> bytes:
+    """Write `doc` as UTF-8 JSON in `style`; JsonNumber literals verbatim, key order kept."""
+    write = _WRITERS.get(style)
+    if write is None:
+        encode_str = encode_basestring_ascii if style.ensure_ascii else encode_basestring
+        write = _WRITERS[style] = _writer(encode_str, style.item_sep, style.key_sep)
+    text = write(doc)
+    if style.ensure_ascii:
+        return text.encode("ascii")
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:
+        # Lone surrogates (from "\ud800" escapes) have no UTF-8 form: escape them as they came.
+        return _SURROGATE.sub(_escape_surrogate, text).encode("utf-8")
