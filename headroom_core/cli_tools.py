@@ -1,0 +1,183 @@
+"""`headroom certs`, `headroom run -- CMD ...`, `headroom web`, and the forward-mode launch args.
+
+`headroom_core.cli` owns the command and `headroom proxy`; it registers these subcommands with
+`add_subcommands(subparsers)` and appends `forward_mode_args(settings)` to the mitmproxy
+command line of `headroom proxy --forward`. Nothing here imports mitmproxy: the CA is created by
+mitmproxy in a child process (certs.py) and mitmweb is exec'd like mitmdump.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shlex
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from . import certs
+from .settings import Settings
+
+WEB_PORT = 8081
+WEB_COLUMNS = "tls,icon,path,method,status,size,time,comment"
+
+
+# ---------------------------------------------------------------- shared helpers
+
+def proxy_host(settings: Settings) -> str:
+    """The address clients use to reach the forward listener (a wildcard bind means loopback)."""
+    return "127.0.0.1" if settings.host in ("0.0.0.0", "::", "") else settings.host
+
+
+def ca_dir_for(settings: Settings, override: str | None = None) -> Path:
+    return Path(os.path.expanduser(override)) if override else certs.ca_dir(settings)
+
+
+def forward_mode_args(settings: Settings, ca_dir: Path | None = None) -> list[str]:
+    """Extra mitmdump/mitmweb arguments for `--forward`: a regular listener beside the reverse
+    one in the same process, using the project CA (created here if missing, key 0600)."""
+    if not settings.forward:
+        return []
+    confdir = ca_dir or certs.ca_dir(settings)
+    certs.ensure_ca(confdir)
+    # Bind where the reverse listener binds. An IPv6 address cannot be written in a mode spec
+    # unambiguously; it then comes from --listen-host, which `headroom proxy` always passes.
+    where = str(settings.forward_port) if ":" in settings.host \
+        else f"{settings.host}:{settings.forward_port}"
+    return ["--mode", f"regular@{where}", "--set", f"confdir={confdir}"]
+
+
+def certs_text(settings: Settings, ca_dir: Path) -> str:
+    """What `headroom certs` prints: shell lines that can be pasted as they are."""
+    info = certs.ca_info(ca_dir)
+    env = certs.env_for_proxy(settings.forward_port, ca_dir, proxy_host(settings))
+    q = shlex.quote
+    lines = [
+        "# headroom project CA",
+        f"#   certificate: {info.path}",
+        f"#   SHA-256:     {info.sha256}",
+        "# Trust it for one tool by pasting the lines below (or use `headroom run -- CMD`).",
+        "# Node (added to its built-in roots):",
+        f"export NODE_EXTRA_CA_CERTS={q(env['NODE_EXTRA_CA_CERTS'])}",
+        "# Python: ssl, httpx, requests, the OpenAI and Anthropic SDKs. These variables replace",
+        "# the default roots, so they point at a bundle of the system roots plus our CA:",
+        f"export SSL_CERT_FILE={q(env['SSL_CERT_FILE'])}",
+        f"export REQUESTS_CA_BUNDLE={q(env['REQUESTS_CA_BUNDLE'])}",
+        "# curl (or: curl --cacert " + q(str(info.path)) + " ...):",
+        f"export CURL_CA_BUNDLE={q(env['CURL_CA_BUNDLE'])}",
+        "# Send HTTPS through `headroom proxy --forward`:",
+        f"export HTTPS_PROXY={q(env['HTTPS_PROXY'])}",
+        f"export https_proxy={q(env['https_proxy'])}",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def listening(host: str, port: int) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=0.5).close()
+        return True
+    except OSError:
+        return False
+
+
+def mitm_tool(name: str) -> str:
+    """The venv's own mitmdump/mitmweb (beside this Python), else one on PATH."""
+    beside = Path(sys.executable).with_name(name)
+    if beside.exists():
+        return str(beside)
+    found = shutil.which(name)
+    if not found:
+        raise SystemExit(f"headroom: {name} not found (is mitmproxy installed in this environment?)")
+    return found
+
+
+# ---------------------------------------------------------------- subcommands
+
+def _settings(args: argparse.Namespace) -> Settings:
+    flags = {k: getattr(args, k) for k in ("data_dir", "forward_port", "host")
+             if getattr(args, k, None) is not None}
+    try:
+        return Settings.resolve(flags)
+    except ValueError as e:
+        raise SystemExit(f"headroom: {e}") from e
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--forward-port", type=int, default=None,
+                   help="Port of the forward proxy (default 8080, env HEADROOM_FORWARD_PORT).")
+    p.add_argument("--data-dir", default=None,
+                   help="Data directory; its certs/ folder holds the CA when given.")
+    p.add_argument("--ca-dir", default=None,
+                   help="Use this CA directory instead (default: see certs/README.md).")
+
+
+def cmd_certs(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    sys.stdout.write(certs_text(settings, ca_dir_for(settings, args.ca_dir)))
+    return 0
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    command = list(args.command)
+    if command and command[0] == "--":
+        command = command[1:]
+    if not command:
+        raise SystemExit("headroom run: give a command after --, e.g. headroom run -- claude")
+    settings = _settings(args)
+    host = proxy_host(settings)
+    if not listening(host, settings.forward_port):
+        print(f"headroom: nothing listens on {host}:{settings.forward_port}; start "
+              "`headroom proxy --forward` first", file=sys.stderr)
+    env = dict(os.environ)
+    env.update(certs.env_for_proxy(settings.forward_port, ca_dir_for(settings, args.ca_dir), host))
+    try:
+        return subprocess.call(command, env=env)
+    except FileNotFoundError:
+        print(f"headroom run: command not found: {command[0]}", file=sys.stderr)
+        return 127
+
+
+def web_args(web_port: int, open_browser: bool) -> list[str]:
+    """mitmweb options: UI on loopback, comment column shown."""
+    return ["--set", "web_host=127.0.0.1", "--set", f"web_port={web_port}",
+            "--set", f"web_open_browser={'true' if open_browser else 'false'}",
+            "--set", f"web_columns={WEB_COLUMNS}"]
+
+
+# `headroom web` runs the same listeners and addons as `headroom proxy`; cli.py supplies how
+# its arguments become Settings and the mitmproxy argv (set by add_subcommands).
+ProxyArgv = Callable[[Settings], list[str]]
+SettingsFromArgs = Callable[[argparse.Namespace], Settings]
+
+
+def cmd_web(args: argparse.Namespace) -> int:
+    settings: Settings = args.web_settings(args)
+    argv = [mitm_tool("mitmweb"), *args.web_proxy_argv(settings),
+            *web_args(args.web_port, not args.no_browser)]
+    print(f"headroom: mitmweb UI at http://127.0.0.1:{args.web_port}/", file=sys.stderr)
+    return subprocess.call(argv)
+
+
+def add_subcommands(subparsers: Any, *, proxy_argv: ProxyArgv,
+                    settings_from_args: SettingsFromArgs,
+                    add_proxy_flags: Callable[[argparse.ArgumentParser], None]) -> None:
+    """Register certs, run and web. Each parser gets `func` (the handler, returning an exit
+    code). `web` takes the same flags as `proxy` (`add_proxy_flags`) plus --web-port."""
+    p = subparsers.add_parser("certs", help="Print the project CA and the lines to trust it.")
+    _common(p)
+    p.set_defaults(func=cmd_certs)
+
+    p = subparsers.add_parser("run", help="Run one command through the forward proxy.",
+                              usage="headroom run [options] -- CMD [ARG ...]")
+    _common(p)
+    p.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+    p.set_defaults(func=cmd_run)
+
+    p = subparsers.add_parser("web", help="Start mitmweb with the headroom addons (loopback).")
+    add_proxy_flags(p)
+    p.add_argument("--web-port", type=int, default=WEB_PORT, help="Port of the web UI.")
+    p.add_argument("--no-browser", action="store_true", help="Do not open a browser.")
+    p.set_defaults(func=cmd_web, web_proxy_argv=proxy_argv, web_settings=settings_from_args)
