@@ -16,7 +16,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 from . import certs
 from .settings import Settings
@@ -95,23 +95,24 @@ def mitm_tool(name: str) -> str:
 
 
 # ---------------------------------------------------------------- subcommands
+# Each parser's `func(args) -> exit code` is called by cli.main().
 
 def _settings(args: argparse.Namespace) -> Settings:
-    flags = {k: getattr(args, k) for k in ("data_dir", "forward_port", "host")
+    flags = {k: getattr(args, k) for k in ("data_dir", "forward_port")
              if getattr(args, k, None) is not None}
     try:
         return Settings.resolve(flags)
     except ValueError as e:
-        raise SystemExit(f"headroom: {e}") from e
+        raise SystemExit(f"headroom: error: {e}") from None
 
 
 def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--forward-port", type=int, default=None,
-                   help="Port of the forward proxy (default 8080, env HEADROOM_FORWARD_PORT).")
+                   help="port of the forward proxy [env HEADROOM_FORWARD_PORT; default 8080]")
     p.add_argument("--data-dir", default=None,
-                   help="Data directory; its certs/ folder holds the CA when given.")
+                   help="data directory; when given, its certs/ folder holds the CA")
     p.add_argument("--ca-dir", default=None,
-                   help="Use this CA directory instead (default: see certs/README.md).")
+                   help="use this CA directory instead (default: see certs/README.md)")
 
 
 def cmd_certs(args: argparse.Namespace) -> int:
@@ -121,15 +122,17 @@ def cmd_certs(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    command = list(args.command)
-    if command and command[0] == "--":
+    command = list(args.cmd_argv or [])
+    if command[:1] == ["--"]:
         command = command[1:]
     if not command:
-        raise SystemExit("headroom run: give a command after --, e.g. headroom run -- claude")
+        print("headroom run: give a command after --, e.g. headroom run -- claude",
+              file=sys.stderr)
+        return 2
     settings = _settings(args)
     host = proxy_host(settings)
     if not listening(host, settings.forward_port):
-        print(f"headroom: nothing listens on {host}:{settings.forward_port}; start "
+        print(f"headroom run: nothing listens on {host}:{settings.forward_port}; start "
               "`headroom proxy --forward` first", file=sys.stderr)
     env = dict(os.environ)
     env.update(certs.env_for_proxy(settings.forward_port, ca_dir_for(settings, args.ca_dir), host))
@@ -147,37 +150,68 @@ def web_args(web_port: int, open_browser: bool) -> list[str]:
             "--set", f"web_columns={WEB_COLUMNS}"]
 
 
-# `headroom web` runs the same listeners and addons as `headroom proxy`; cli.py supplies how
-# its arguments become Settings and the mitmproxy argv (set by add_subcommands).
+DUMP_ONLY_OPTIONS = ("flow_detail=", "dumper_")  # declared by mitmdump's Dumper, not mitmweb's
+
+
+def mitmweb_argv(proxy_argv: Sequence[str], web_port: int, open_browser: bool) -> list[str]:
+    """`headroom proxy`'s mitmproxy arguments (no program name) as a mitmweb command line:
+    same listeners, addons and options, minus mitmdump-only ones (mitmweb would refuse
+    them), plus the UI's."""
+    out = [mitm_tool("mitmweb")]
+    rest = list(proxy_argv)
+    i = 0
+    while i < len(rest):
+        if rest[i] == "--set" and i + 1 < len(rest) and rest[i + 1].startswith(DUMP_ONLY_OPTIONS):
+            i += 2
+            continue
+        out.append(rest[i])
+        i += 1
+    return out + web_args(web_port, open_browser)
+
+
+# How `headroom proxy` turns flags into Settings and Settings into mitmproxy arguments; cli.py
+# passes its own functions so `headroom web` runs exactly what `headroom proxy` would.
 ProxyArgv = Callable[[Settings], list[str]]
 SettingsFromArgs = Callable[[argparse.Namespace], Settings]
 
 
 def cmd_web(args: argparse.Namespace) -> int:
     settings: Settings = args.web_settings(args)
-    argv = [mitm_tool("mitmweb"), *args.web_proxy_argv(settings),
-            *web_args(args.web_port, not args.no_browser)]
-    print(f"headroom: mitmweb UI at http://127.0.0.1:{args.web_port}/", file=sys.stderr)
-    return subprocess.call(argv)
+    if listening("127.0.0.1", args.web_port):
+        print(f"headroom web: error: port {args.web_port} is already in use; choose another "
+              "with --web-port", file=sys.stderr)
+        return 1
+    try:
+        argv = mitmweb_argv(args.web_proxy_argv(settings), args.web_port, not args.no_browser)
+    except (RuntimeError, OSError) as e:
+        print(f"headroom web: error: {e}", file=sys.stderr)
+        return 1
+    print(f"headroom web: UI at http://127.0.0.1:{args.web_port}/  proxy at "
+          f"http://{proxy_host(settings)}:{settings.port}", file=sys.stderr)
+    sys.stderr.flush()
+    os.execv(argv[0], argv)  # mitmweb becomes this process: one pid, signals go to it
+    return 0
 
 
 def add_subcommands(subparsers: Any, *, proxy_argv: ProxyArgv,
                     settings_from_args: SettingsFromArgs,
                     add_proxy_flags: Callable[[argparse.ArgumentParser], None]) -> None:
-    """Register certs, run and web. Each parser gets `func` (the handler, returning an exit
-    code). `web` takes the same flags as `proxy` (`add_proxy_flags`) plus --web-port."""
-    p = subparsers.add_parser("certs", help="Print the project CA and the lines to trust it.")
+    """Register `certs`, `run` and `web` on the `headroom` command's subparsers. `web` takes
+    the same flags as `proxy` (`add_proxy_flags`) plus --web-port and --no-browser."""
+    p = subparsers.add_parser("certs", help="print the project CA and the lines to trust it")
     _common(p)
     p.set_defaults(func=cmd_certs)
 
-    p = subparsers.add_parser("run", help="Run one command through the forward proxy.",
-                              usage="headroom run [options] -- CMD [ARG ...]")
+    p = subparsers.add_parser("run", help="run one command through the forward proxy",
+                              usage="headroom run [--forward-port N] -- CMD [ARG ...]")
     _common(p)
-    p.add_argument("command", nargs=argparse.REMAINDER, help="the command and its arguments")
+    p.add_argument("cmd_argv", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
     p.set_defaults(func=cmd_run)
 
-    p = subparsers.add_parser("web", help="Start mitmweb with the headroom addons (loopback).")
+    p = subparsers.add_parser("web", help="start mitmweb with the headroom addons (loopback)",
+                              description="The same listeners and options as `headroom proxy`, "
+                                          "with mitmweb's UI on 127.0.0.1.")
     add_proxy_flags(p)
-    p.add_argument("--web-port", type=int, default=WEB_PORT, help="Port of the web UI.")
-    p.add_argument("--no-browser", action="store_true", help="Do not open a browser.")
+    p.add_argument("--web-port", type=int, default=WEB_PORT, help="port of the web UI [8081]")
+    p.add_argument("--no-browser", action="store_true", help="do not open a browser")
     p.set_defaults(func=cmd_web, web_proxy_argv=proxy_argv, web_settings=settings_from_args)
