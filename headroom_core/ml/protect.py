@@ -49,15 +49,39 @@ class Protected:
 
 
 def _forced_pattern(force: Sequence[str]) -> str:
-    """Alternation of the forced strings, longest first, bounded at word edges."""
-    parts = []
-    for s in sorted({f for f in force if f and f.strip()}, key=lambda f: (-len(f), f)):
-        esc = re.escape(s)
-        # A word-like edge must be a word boundary: forcing "id" must not take "video" apart.
-        left = r"(?<!\w)" if re.match(r"\w", s) else ""
-        right = r"(?!\w)" if re.search(r"\w\Z", s) else ""
-        parts.append(left + esc + right)
-    return "|".join(parts)
+    """One regex for all forced strings, built as a trie so matching stays linear in the text
+    (an alternation of thousands of literals is tried one by one at every position).
+
+    The longest forced string wins at a position; a string that begins or ends with a word
+    character matches only at a word edge there (forcing "id" must not take "video" apart).
+    """
+    trie: dict = {}
+    for f in force:
+        if f and f.strip():
+            node = trie
+            for ch in f:
+                node = node.setdefault(ch, {})
+            node[""] = {}  # a forced string ends here
+
+    def emit(node: dict, last: str) -> str:
+        alts = []
+        for ch in sorted(k for k in node if k):
+            literal, child = ch, node[ch]
+            while len(child) == 1 and "" not in child:  # a chain with no branch: one literal
+                (nxt, child), = child.items()
+                literal += nxt
+            alts.append(re.escape(literal) + emit(child, literal[-1]))
+        if "" in node:  # tried last, so longer matches win
+            alts.append(r"(?!\w)" if _wordy(last) else "")
+        return alts[0] if len(alts) == 1 else "(?:" + "|".join(alts) + ")"
+
+    if not trie:
+        return ""
+    heads = []
+    for ch in sorted(trie):
+        sub = emit({ch: trie[ch]}, "")
+        heads.append((r"(?<!\w)" if _wordy(ch) else "") + sub)
+    return "|".join(heads)
 
 
 def protect(text: str, force: Sequence[str] = ()) -> Protected:
