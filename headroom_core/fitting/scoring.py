@@ -1,0 +1,165 @@
+"""How much each droppable unit is worth keeping: weighted factors, each in [0, 1].
+
+- recency: position among the droppable units (oldest 0, newest 1);
+- semantic: similarity to the current task — MiniLM embeddings when the semantic extra is
+  installed and loaded, BM25 otherwise — min-max scaled over the candidates;
+- toin: TOIN-learned importance of the unit's tool output patterns;
+- error: tracebacks, failures, non-zero exits, results flagged as errors;
+- reference: later messages mention its paths, ids or names.
+
+Position-only scoring (`--no-intelligent-scoring`) uses recency alone. The score is the weighted
+mean, so weights need not sum to one.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Mapping, Sequence
+
+from .. import embeddings
+from .features import UnitFeatures
+from .toin import ToinView
+
+FACTORS = ("recency", "semantic", "toin", "error", "reference")
+DEFAULT_WEIGHTS = {"recency": 0.30, "semantic": 0.25, "toin": 0.10, "error": 0.20, "reference": 0.15}
+QUERY_CHARS = 2000
+REFERENCES_FOR_FULL_SCORE = 3
+EMBED_BATCH = 32
+EMBED_SECONDS_PER_TEXT = 0.005  # measured ~3 ms/text on 2 cores; used to respect the deadline
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    intelligent: bool = True  # False: position only
+    weights: tuple[tuple[str, float], ...] = tuple(DEFAULT_WEIGHTS.items())
+    semantic: bool = True  # use embeddings when the extra is installed (BM25 otherwise)
+
+    @classmethod
+    def from_weights(cls, weights: Mapping[str, float], *, intelligent: bool = True,
+                     semantic: bool = True) -> "ScoringConfig":
+        merged = dict(DEFAULT_WEIGHTS)
+        merged.update(weights)
+        return cls(intelligent, tuple((f, float(merged[f])) for f in FACTORS), semantic)
+
+
+@dataclass(frozen=True)
+class UnitScore:
+    score: float
+    recency: float
+    semantic: float = 0.0
+    toin: float = 0.0
+    error: float = 0.0
+    reference: float = 0.0
+
+
+@dataclass(frozen=True)
+class ScoringResult:
+    scores: tuple[UnitScore, ...]  # one per candidate, in the candidates' order
+    semantic_method: str  # "embeddings", "bm25" or "off"
+
+
+def _minmax(values: Sequence[float]) -> list[float]:
+    if not values:
+        return []
+    lo, hi = min(values), max(values)
+    if hi - lo <= 1e-12:
+        return [0.0 for _ in values]
+    return [(v - lo) / (hi - lo) for v in values]
+
+
+def _lexical(query: str, texts: Sequence[str]) -> list[float]:
+    from ..bm25 import bm25_scores
+
+    return list(bm25_scores(query, texts))
+
+
+def _embedded(query: str, texts: Sequence[str], deadline: float | None) -> list[float] | None:
+    """Cosine similarities, or None when the model is not loaded or the deadline would pass."""
+    if not embeddings.ready():
+        embeddings.load_in_background()  # the next request gets embeddings; this one gets BM25
+        return None
+    missing = [t for t in texts if embeddings.cached(t) is None]
+    if deadline is not None and missing:
+        if time.monotonic() + len(missing) * EMBED_SECONDS_PER_TEXT > deadline:
+            # Embed what fits now so later turns find it cached, and use BM25 for this one.
+            for start in range(0, len(missing), EMBED_BATCH):
+                if time.monotonic() + EMBED_BATCH * EMBED_SECONDS_PER_TEXT > deadline:
+                    break
+                embeddings.embed(missing[start:start + EMBED_BATCH])
+            return None
+    vectors = embeddings.embed([query, *texts])
+    q = vectors[0]
+    return [max(0.0, float(q @ v)) for v in vectors[1:]]
+
+
+def build_query(parts: Sequence[str]) -> str:
+    """The current task, from the newest text first, bounded in size."""
+    out, size = [], 0
+    share = max(200, QUERY_CHARS // max(1, len(parts)))
+    for part in parts:
+        piece = part[:share]
+        out.append(piece)
+        size += len(piece)
+        if size >= QUERY_CHARS:
+            break
+    return "\n".join(out)[:QUERY_CHARS]
+
+
+def reference_scores(candidates: Sequence[int], all_feats: Sequence[UnitFeatures]) -> list[float]:
+    """Per candidate: how many of its identifiers a later unit mentions, scaled to [0, 1]."""
+    last_seen: dict[str, int] = {}
+    for pos, feats in enumerate(all_feats):
+        for ident in feats.identifiers:
+            last_seen[ident] = pos
+    out = []
+    for pos in candidates:
+        hits = sum(1 for ident in all_feats[pos].identifiers if last_seen[ident] > pos)
+        out.append(min(1.0, hits / REFERENCES_FOR_FULL_SCORE))
+    return out
+
+
+def score_units(candidates: Sequence[int], all_feats: Sequence[UnitFeatures], query: str, *,
+                config: ScoringConfig, toin: ToinView | None = None,
+                deadline: float | None = None) -> ScoringResult:
+    """Scores for the units at positions `candidates` (indices into `all_feats`, oldest first)."""
+    n = len(candidates)
+    recency = [i / (n - 1) if n > 1 else 1.0 for i in range(n)]
+    if not config.intelligent:
+        return ScoringResult(tuple(UnitScore(r, r) for r in recency), "off")
+    weights = dict(config.weights)
+    texts = [all_feats[pos].text for pos in candidates]
+
+    method, semantic = "off", [0.0] * n
+    if weights.get("semantic", 0.0) > 0 and n:
+        sims = None
+        if config.semantic and embeddings.available():
+            sims = _embedded(query, texts, deadline)
+            method = "embeddings" if sims is not None else method
+        if sims is None:
+            sims, method = _lexical(query, texts), "bm25"
+        semantic = _minmax(sims)
+
+    toin_values = [0.0] * n
+    if toin is not None and weights.get("toin", 0.0) > 0:
+        memo: dict[tuple[str, str], float] = {}
+        for i, pos in enumerate(candidates):
+            best = 0.0
+            for pattern in all_feats[pos].patterns:
+                if pattern not in memo:
+                    memo[pattern] = toin.importance(*pattern)
+                best = max(best, memo[pattern])
+            toin_values[i] = best
+
+    errors = [all_feats[pos].error for pos in candidates]
+    references = (reference_scores(candidates, all_feats)
+                  if weights.get("reference", 0.0) > 0 else [0.0] * n)
+
+    total = sum(w for w in weights.values() if w > 0) or 1.0
+    scores = []
+    for i in range(n):
+        values = {"recency": recency[i], "semantic": semantic[i], "toin": toin_values[i],
+                  "error": errors[i], "reference": references[i]}
+        score = sum(weights.get(f, 0.0) * v for f, v in values.items() if weights.get(f, 0.0) > 0)
+        scores.append(UnitScore(score / total, **values))
+    return ScoringResult(tuple(scores), method)

@@ -1,0 +1,289 @@
+"""TOIN (tool output intelligence): what headroom has learned about each kind of tool output.
+
+Per tenant (or across tenants with `--toin-global`), per tool name and output-structure
+signature, it counts compressions and retrievals (whole or by query) and which fields the model
+asked for. That feeds two consumers: the context-fitting score (`importance`: outputs the model
+keeps retrieving are expensive to drop) and the compressors (`hints`: fields to keep).
+
+Hints obey DESIGN.md rule 2: they may shape only a tool result never rendered before. The first
+`hints()` call for a content hash stores the hints it returned (empty ones too) and every later
+call for that hash returns the same, so a result renders identically on every turn, after a
+restart and on every instance sharing the storage — whatever TOIN learns meanwhile.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from ..storage.base import Storage
+
+GLOBAL_SCOPE = "global"
+RENDER_TTL_S = 30 * 86400  # a rendering's hints must outlive every conversation that sent it
+MAX_FIELDS = 40  # per pattern: the most asked-for fields are kept, the tail forgotten
+MAX_PATTERNS = 1000  # per scope, for top_patterns
+HINT_FIELDS = 8  # fields handed to a compressor
+_IMPORTANCE_CACHE_S = 5.0  # scoring asks per request; stats move slowly
+
+
+@dataclass(frozen=True)
+class ToinHints:
+    """What a compressor may use for a new tool result: the fields the model asked for before."""
+
+    fields: tuple[str, ...] = ()
+    retrieval_rate: float = 0.0  # retrievals per compression of this pattern, capped at 1
+
+    @property
+    def empty(self) -> bool:
+        return not self.fields and self.retrieval_rate == 0.0
+
+
+@dataclass(frozen=True)
+class PatternStats:
+    tool_name: str
+    signature: str
+    compressions: int
+    retrievals: int
+    query_retrievals: int
+    tokens_saved: int
+    top_fields: tuple[str, ...]
+    importance: float
+
+
+# --- output-structure signatures ---------------------------------------------------------------
+
+_QUOTED = re.compile(r"\"[^\"\n]*\"|'[^'\n]*'")
+_HEX = re.compile(r"\b(?:0x)?[0-9a-fA-F]{6,}\b")
+_NUMBER = re.compile(r"\d+(?:[.:,]\d+)*")
+_PATH = re.compile(r"\S*/\S*")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_.-]*")
+_SIG_LINES = 60
+
+
+def _json_shape(value: Any, depth: int = 0) -> str:
+    if isinstance(value, dict):
+        if depth >= 3:
+            return "{}"
+        keys = sorted(value)[:40]
+        return "{" + ",".join(f"{k}:{_json_shape(value[k], depth + 1)}" for k in keys) + "}"
+    if isinstance(value, list):
+        if depth >= 3 or not value:
+            return "[]"
+        return "[" + "|".join(sorted({_json_shape(v, depth + 1) for v in value[:3]})) + "]"
+    if isinstance(value, bool) or value is None:
+        return "b"
+    return "s" if isinstance(value, str) else "n"
+
+
+def _line_template(line: str) -> str:
+    masked = _QUOTED.sub("S", line)
+    masked = _PATH.sub("P", masked)
+    masked = _HEX.sub("H", masked)
+    masked = _NUMBER.sub("N", masked)
+    return " ".join(masked.split()[:3])
+
+
+def output_signature(text: str) -> str:
+    """A short, stable id of an output's structure: JSON key shape, or its line templates.
+
+    Two outputs of the same tool with the same shape (the same API endpoint, the same log format)
+    share it; contents do not matter.
+    """
+    stripped = text.lstrip()
+    if stripped[:1] in ("{", "[") and len(text) < 8_000_000:
+        try:
+            shape = _json_shape(json.loads(text))
+            return "json:" + hashlib.sha1(shape.encode()).hexdigest()[:12]
+        except ValueError:
+            pass
+    lines = [ln for ln in text.splitlines()[: _SIG_LINES * 4] if ln.strip()][:_SIG_LINES]
+    templates = Counter(_line_template(ln) for ln in lines)
+    top = sorted(t for t, _ in templates.most_common(6))
+    return "text:" + hashlib.sha1("\n".join(top).encode("utf-8", "replace")).hexdigest()[:12]
+
+
+def _json_keys(value: Any, out: set[str], depth: int = 0) -> None:
+    if depth > 4:
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            out.add(str(k).lower())
+            _json_keys(v, out, depth + 1)
+    elif isinstance(value, list):
+        for v in value[:20]:
+            _json_keys(v, out, depth + 1)
+
+
+_STOP = frozenset("the and for with from that this what where which all any are was were not "
+                  "show find get list give me of in on to is it".split())
+
+
+def queried_fields(query: str, original: str | None = None) -> list[str]:
+    """Fields a retrieval query asked about: JSON keys of the original it names, else its terms."""
+    terms = [t.lower() for t in _WORD.findall(query)]
+    terms = [t for t in terms if len(t) >= 2 and t not in _STOP]
+    if original and original.lstrip()[:1] in ("{", "["):
+        try:
+            keys: set[str] = set()
+            _json_keys(json.loads(original), keys)
+            named = [t for t in terms if t in keys]
+            if named:
+                return list(dict.fromkeys(named))
+        except ValueError:
+            pass
+    return list(dict.fromkeys(terms))[:10]
+
+
+# --- the store -----------------------------------------------------------------------------------
+
+def _pattern_id(tool_name: str, signature: str) -> str:
+    return hashlib.sha1(f"{tool_name}\x00{signature}".encode("utf-8", "replace")).hexdigest()[:16]
+
+
+class Toin:
+    """TOIN over a Storage backend (namespace `toin:<tenant>`, or `toin:global` for the stats)."""
+
+    def __init__(self, storage: Storage, *, global_scope: bool = False,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._storage = storage
+        self._global = global_scope
+        self._clock = clock
+        self._lock = threading.Lock()
+        self._importance: dict[tuple[str, str], tuple[float, float]] = {}
+
+    def _stats_ns(self, tenant: str) -> str:
+        return f"toin:{GLOBAL_SCOPE if self._global else tenant}"
+
+    def _count(self, ns: str, key: str) -> float:
+        raw = self._storage.get(ns, key)
+        try:
+            return float(raw) if raw is not None else 0.0
+        except ValueError:
+            return 0.0
+
+    def _json(self, ns: str, key: str, default: Any) -> Any:
+        raw = self._storage.get(ns, key)
+        if raw is None:
+            return default
+        try:
+            return json.loads(raw)
+        except ValueError:
+            return default
+
+    def _register(self, ns: str, pid: str, tool_name: str, signature: str) -> None:
+        if self._storage.get(ns, f"p:{pid}:meta") is not None:
+            return
+        self._storage.set(ns, f"p:{pid}:meta",
+                          json.dumps({"tool": tool_name, "sig": signature}).encode())
+        index = self._json(ns, "index", [])
+        if pid not in index:
+            index = (index + [pid])[-MAX_PATTERNS:]
+            self._storage.set(ns, "index", json.dumps(index).encode())
+
+    def record_compression(self, tenant: str, tool_name: str, signature: str, *,
+                           tokens_before: int = 0, tokens_after: int = 0) -> None:
+        """A tool output of this pattern was compressed (or dropped by context fitting)."""
+        ns, pid = self._stats_ns(tenant), _pattern_id(tool_name, signature)
+        self._register(ns, pid, tool_name, signature)
+        self._storage.incr_float(ns, f"p:{pid}:c", 1.0)
+        saved = max(0, tokens_before - tokens_after)
+        if saved:
+            self._storage.incr_float(ns, f"p:{pid}:s", float(saved))
+
+    def record_retrieval(self, tenant: str, tool_name: str, signature: str, *,
+                         query: str | None = None, original: str | None = None) -> None:
+        """The model retrieved an original of this pattern (whole, or the part matching `query`)."""
+        ns, pid = self._stats_ns(tenant), _pattern_id(tool_name, signature)
+        self._register(ns, pid, tool_name, signature)
+        self._storage.incr_float(ns, f"p:{pid}:r", 1.0)
+        if query and query.strip():
+            self._storage.incr_float(ns, f"p:{pid}:q", 1.0)
+            counts = Counter(self._json(ns, f"p:{pid}:f", {}))
+            counts.update(queried_fields(query, original))
+            top = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FIELDS])
+            self._storage.set(ns, f"p:{pid}:f", json.dumps(top).encode())
+        with self._lock:
+            self._importance.pop((ns, pid), None)
+
+    def importance(self, tenant: str, tool_name: str, signature: str) -> float:
+        """In [0,1]: how often the model came back for outputs of this pattern once compressed."""
+        ns, pid = self._stats_ns(tenant), _pattern_id(tool_name, signature)
+        now = self._clock()
+        with self._lock:
+            hit = self._importance.get((ns, pid))
+        if hit is not None and now - hit[1] < _IMPORTANCE_CACHE_S:
+            return hit[0]
+        value = self._importance_of(ns, pid)
+        with self._lock:
+            self._importance[(ns, pid)] = (value, now)
+        return value
+
+    def _importance_of(self, ns: str, pid: str) -> float:
+        retrievals = self._count(ns, f"p:{pid}:r")
+        if retrievals <= 0:
+            return 0.0
+        return min(1.0, retrievals / (self._count(ns, f"p:{pid}:c") + 1.0))
+
+    def hints(self, tenant: str, tool_name: str, signature: str, content_hash: str) -> ToinHints:
+        """Hints for rendering the tool result whose content hash is given — stable per hash."""
+        render_ns, key = f"toin:{tenant}", f"h:{content_hash}"
+        stored = self._json(render_ns, key, None)
+        if isinstance(stored, dict):
+            return ToinHints(tuple(stored.get("fields", ())), float(stored.get("rate", 0.0)))
+        ns, pid = self._stats_ns(tenant), _pattern_id(tool_name, signature)
+        fields = tuple(list(self._json(ns, f"p:{pid}:f", {}))[:HINT_FIELDS])
+        hints = ToinHints(fields, self._importance_of(ns, pid))
+        self._storage.set(render_ns, key, json.dumps(
+            {"fields": list(hints.fields), "rate": hints.retrieval_rate}).encode(), ttl=RENDER_TTL_S)
+        return hints
+
+    def top_patterns(self, tenant: str, n: int = 10) -> list[PatternStats]:
+        """The patterns with most activity, for /stats (tool names and signatures, no content)."""
+        ns = self._stats_ns(tenant)
+        out: list[PatternStats] = []
+        for pid in self._json(ns, "index", []):
+            meta = self._json(ns, f"p:{pid}:meta", None)
+            if not isinstance(meta, dict):
+                continue
+            out.append(PatternStats(
+                tool_name=meta.get("tool", ""), signature=meta.get("sig", ""),
+                compressions=int(self._count(ns, f"p:{pid}:c")),
+                retrievals=int(self._count(ns, f"p:{pid}:r")),
+                query_retrievals=int(self._count(ns, f"p:{pid}:q")),
+                tokens_saved=int(self._count(ns, f"p:{pid}:s")),
+                top_fields=tuple(list(self._json(ns, f"p:{pid}:f", {}))[:5]),
+                importance=self._importance_of(ns, pid)))
+        out.sort(key=lambda p: (-(p.retrievals + p.compressions), p.tool_name, p.signature))
+        return out[:n]
+
+    def view(self, tenant: str) -> "ToinView":
+        return ToinView(self, tenant)
+
+
+@dataclass(frozen=True)
+class ToinView:
+    """TOIN bound to one tenant: what scoring and the compressors call."""
+
+    toin: Toin
+    tenant: str
+
+    def importance(self, tool_name: str, signature: str) -> float:
+        return self.toin.importance(self.tenant, tool_name, signature)
+
+    def hints(self, tool_name: str, signature: str, content_hash: str) -> ToinHints:
+        return self.toin.hints(self.tenant, tool_name, signature, content_hash)
+
+    def record_compression(self, tool_name: str, signature: str, *, tokens_before: int = 0,
+                           tokens_after: int = 0) -> None:
+        self.toin.record_compression(self.tenant, tool_name, signature,
+                                     tokens_before=tokens_before, tokens_after=tokens_after)
+
+    def record_retrieval(self, tool_name: str, signature: str, *, query: str | None = None,
+                         original: str | None = None) -> None:
+        self.toin.record_retrieval(self.tenant, tool_name, signature, query=query, original=original)
