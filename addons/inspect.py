@@ -174,6 +174,15 @@ def _is_request(message: Any, flow: Any) -> bool:
     return isinstance(flow, http.HTTPFlow) and message is flow.request
 
 
+def view_priority(name: str, data: bytes, message: Any, flow: Any) -> float:
+    """The diff is mitmweb's default view of a request headroom changed (above the JSON
+    view's 1); otherwise, and for the original view, the views are picked by name only."""
+    if name != "headroom diff" or not _is_request(message, flow):
+        return -1
+    original = original_of(flow)
+    return 2 if original is not None and original != data else -1
+
+
 if hasattr(contentviews, "Contentview"):  # mitmproxy >= 12
 
     class HeadroomView(contentviews.Contentview):
@@ -190,7 +199,7 @@ if hasattr(contentviews, "Contentview"):  # mitmproxy >= 12
             return VIEW_RENDERERS[self._name](metadata.flow, data)
 
         def render_priority(self, data: bytes, metadata: Any) -> float:
-            return -1  # never chosen automatically; picked by name
+            return view_priority(self._name, data, metadata.http_message, metadata.flow)
 
     def register_views() -> list[Any]:
         views = [HeadroomView(name) for name in VIEW_RENDERERS]
@@ -215,8 +224,9 @@ else:  # mitmproxy 11
                 text = VIEW_RENDERERS[self.name](flow, data)
             return self.name, iter([[("text", line)] for line in text.split("\n")])
 
-        def render_priority(self, data: bytes, **metadata: Any) -> float:
-            return -1
+        def render_priority(self, data: bytes, *, flow: Any = None, http_message: Any = None,
+                            **unknown: Any) -> float:
+            return view_priority(self.name, data, http_message, flow)
 
     def register_views() -> list[Any]:
         views = [HeadroomView(name) for name in VIEW_RENDERERS]

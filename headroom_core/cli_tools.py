@@ -22,7 +22,7 @@ from . import certs
 from .settings import Settings
 
 WEB_PORT = 8081
-WEB_COLUMNS = "tls,icon,path,method,status,size,time,comment"
+WEB_COLUMNS = ("tls", "icon", "path", "method", "status", "size", "time", "comment")
 
 
 # ---------------------------------------------------------------- shared helpers
@@ -144,10 +144,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def web_args(web_port: int, open_browser: bool) -> list[str]:
-    """mitmweb options: UI on loopback, comment column shown."""
+    """mitmweb options: UI on loopback, the comment column shown (a list option takes one
+    `--set` per item; a comma-joined value would be one unknown column)."""
+    columns = [a for c in WEB_COLUMNS for a in ("--set", f"web_columns={c}")]
     return ["--set", "web_host=127.0.0.1", "--set", f"web_port={web_port}",
-            "--set", f"web_open_browser={'true' if open_browser else 'false'}",
-            "--set", f"web_columns={WEB_COLUMNS}"]
+            "--set", f"web_open_browser={'true' if open_browser else 'false'}", *columns]
 
 
 DUMP_ONLY_OPTIONS = ("flow_detail=", "dumper_")  # declared by mitmdump's Dumper, not mitmweb's
@@ -182,7 +183,10 @@ def cmd_web(args: argparse.Namespace) -> int:
               "with --web-port", file=sys.stderr)
         return 1
     try:
+        extra = list(args.mitmweb_args or [])
+        extra = extra[1:] if extra[:1] == ["--"] else extra
         argv = mitmweb_argv(args.web_proxy_argv(settings), args.web_port, not args.no_browser)
+        argv += extra
     except (RuntimeError, OSError) as e:
         print(f"headroom web: error: {e}", file=sys.stderr)
         return 1
@@ -209,9 +213,12 @@ def add_subcommands(subparsers: Any, *, proxy_argv: ProxyArgv,
     p.set_defaults(func=cmd_run)
 
     p = subparsers.add_parser("web", help="start mitmweb with the headroom addons (loopback)",
+                              usage="headroom web [options] [-- MITMWEB_ARG ...]",
                               description="The same listeners and options as `headroom proxy`, "
                                           "with mitmweb's UI on 127.0.0.1.")
     add_proxy_flags(p)
     p.add_argument("--web-port", type=int, default=WEB_PORT, help="port of the web UI [8081]")
     p.add_argument("--no-browser", action="store_true", help="do not open a browser")
+    p.add_argument("mitmweb_args", nargs=argparse.REMAINDER,
+                   help="after --: arguments passed to mitmweb unchanged")
     p.set_defaults(func=cmd_web, web_proxy_argv=proxy_argv, web_settings=settings_from_args)

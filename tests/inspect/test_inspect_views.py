@@ -221,3 +221,11 @@ def test_mitmweb_flow_list_is_trimmed_to_the_cap():
         ids = {f.id for f in view}
         assert len(ids) == 9  # trimmed to 90 % of the cap
         assert flows[0].id not in ids and flows[1].id not in ids and flows[-1].id in ids
+
+
+def test_diff_is_the_default_view_of_a_changed_request_only(addons):
+    changed_flow = run_flow(*addons)
+    assert render("auto", changed_flow).startswith("-82% 41,230→7,402 tok")
+    unchanged = run_flow(*addons, changed=False)
+    auto = render("auto", unchanged)
+    assert "headroom" not in auto and '"tool_result"' in auto  # mitmproxy's own JSON view
