@@ -58,6 +58,9 @@ class FitConfig:
     scoring: ScoringConfig = field(default_factory=ScoringConfig)
     protect_last_turns: int = 4
     state_ttl: float = STATE_TTL_S
+    # When fitting has to act it brings the request down to this share of the window, so the
+    # next turns fit again without new decisions (each decision breaks the cached prefix once).
+    target_ratio: float = 0.85
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "FitConfig":
@@ -235,8 +238,8 @@ class ContextFitter:
             kept = sum(f.tokens for u, f in zip(units, feats) if u.uid not in dropped)
             return fixed + kept + (MARKER_TOKENS_ESTIMATE if dropped else 0)
 
-        def fits(count: int) -> bool:
-            return math.ceil(count * limit.count_scale) + reserve <= limit.window
+        def fits(count: int, ratio: float = 1.0) -> bool:
+            return math.ceil(count * limit.count_scale) + reserve <= limit.window * ratio
 
         harder_on = config.compress_first and compress_harder is not None
         if harder_on and harder:
@@ -249,14 +252,14 @@ class ContextFitter:
                 savings += compress(fresh)
                 harder.update(units[p].uid for p in fresh)
             current = input_tokens()
-            if not fits(current):
+            if not fits(current, config.target_ratio):
                 query = self._query(units, feats)
                 order, semantic_method = policy.drop_order(candidates, feats, query, toin=toin,
                                                            deadline=deadline)
                 if not dropped:
                     current += MARKER_TOKENS_ESTIMATE
                 for pos in order:
-                    if fits(current):
+                    if fits(current, config.target_ratio):
                         break
                     dropped.add(units[pos].uid)
                     current -= feats[pos].tokens
@@ -272,9 +275,10 @@ class ContextFitter:
                     conv, units[pos], endpoint, model))
         gone = [u for u in units if u.uid in dropped]
         if not gone and not originals:
+            ok = fits(tokens_before)
             return FitReport(False, tokens_before, tokens_before, 0, None, 0, False,
-                             window=limit.window, reserve=reserve,
-                             fits=fits(tokens_before), strategy=policy.name, reason="fits")
+                             window=limit.window, reserve=reserve, fits=ok, strategy=policy.name,
+                             reason="fits" if ok else "over the window with nothing droppable")
         marker_hash, marker_tokens = None, 0
         if gone:
             marker_hash = self._store_transcript(ccr, tenant, conv, gone)
@@ -299,6 +303,20 @@ class ContextFitter:
             dropped_messages=sum(u.size for u in gone), window=limit.window, reserve=reserve,
             fits=fits(tokens_after), strategy=policy.name, semantic_method=semantic_method,
             reason="fitted" if newly_dropped or savings else "sticky")
+
+    def rank(self, doc: dict, endpoint: Endpoint, config: FitConfig, *,
+             toin: ToinView | None = None, deadline: float | None = None) -> list[Unit]:
+        """The droppable units of a request body in the order fitting would drop them."""
+        conv = split_conversation(doc, endpoint, config.protect_last_turns)
+        if conv is None:
+            return []
+        model = doc.get("model") if type(doc.get("model")) is str else None
+        feats = [self.features.features(conv, u, endpoint, model) for u in conv.units]
+        policy = IntelligentContextManager(config.scoring) if config.intelligent else RollingWindow()
+        candidates = [p for p, u in enumerate(conv.units) if u.protected is None]
+        order, _ = policy.drop_order(candidates, feats, self._query(conv.units, feats),
+                                     toin=toin, deadline=deadline)
+        return [conv.units[p] for p in order]
 
     @staticmethod
     def _query(units: Sequence[Unit], feats: Sequence[UnitFeatures]) -> str:
@@ -328,3 +346,9 @@ def fit_request(req: Any, *, tenant: str, ccr: ContextStore, state_storage: Stor
     return _FITTER.fit(req, tenant=tenant, ccr=ccr, state_storage=state_storage, config=config,
                        headers=headers, toin=toin, compress_harder=compress_harder,
                        deadline=deadline, endpoint=endpoint)
+
+
+def drop_order(doc: dict, endpoint: Endpoint, config: FitConfig, *, toin: ToinView | None = None,
+               deadline: float | None = None) -> list[Unit]:
+    """The droppable units of `doc`, first to be dropped first (for inspection and tests)."""
+    return _FITTER.rank(doc, endpoint, config, toin=toin, deadline=deadline)
