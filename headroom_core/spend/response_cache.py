@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 NS = "cache"  # the tenant is inside the key's hash, so one namespace serves every tenant
 _META = "cache-meta"
 _IGNORED_TOP_LEVEL = frozenset({"stream", "stream_options"})
-_KEY_VERSION = b"headroom-cache-v1"
+_KEY_VERSION = b"headroom-cache-v2"
 
 # What a successful final answer looks like, per format.
 _ANTHROPIC_FINAL = frozenset({"end_turn", "stop_sequence", "max_tokens"})
@@ -53,32 +53,50 @@ class CachedResponse:
     created: float
 
 
-def _canonical(value: Any) -> Any:
-    """A JSON-ready copy with cache_control removed and numbers in one spelling (1 == 1.0)."""
+def _feed(h: Any, value: Any) -> None:
+    """Hash `value` canonically: sorted keys, no cache_control, numbers in one spelling (1 == 1.0).
+
+    Each item is tagged and length-prefixed, so no two different documents feed the same bytes.
+    Hashing the leaves directly is ~5x faster than json.dumps of a canonical copy on large
+    bodies (which are mostly long strings).
+    """
     if isinstance(value, dict):
-        return {str(k): _canonical(v) for k, v in value.items() if k != "cache_control"}
-    if isinstance(value, (list, tuple)):
-        return [_canonical(v) for v in value]
-    if isinstance(value, bool) or value is None:
-        return value
-    if isinstance(value, (JsonNumber, float)):
+        keys = sorted(str(k) for k in value if k != "cache_control")
+        h.update(b"{%d;" % len(keys))
+        for k in keys:
+            _feed(h, k)
+            _feed(h, value[k])
+    elif isinstance(value, (list, tuple)):
+        h.update(b"[%d;" % len(value))
+        for v in value:
+            _feed(h, v)
+    elif value is None or isinstance(value, bool):
+        h.update(b"n;" if value is None else b"t;" if value else b"f;")
+    elif isinstance(value, (JsonNumber, float)):
         f = float(value)
         if not math.isfinite(f):
-            return str.__str__(value) if isinstance(value, JsonNumber) else repr(f)
-        return int(f) if f.is_integer() and abs(f) < 2**53 else f
-    if isinstance(value, (int, str)):
-        return value
-    raise TypeError(f"cannot key a request holding {type(value).__name__}")
+            text = str.__str__(value) if isinstance(value, JsonNumber) else repr(f)
+        elif f.is_integer() and abs(f) < 2**53:
+            text = str(int(f))
+        else:
+            text = repr(f)
+        h.update(b"#%s;" % text.encode())
+    elif isinstance(value, int):
+        h.update(b"#%d;" % value)
+    elif isinstance(value, str):
+        data = value.encode("utf-8", "surrogatepass")
+        h.update(b"s%d;" % len(data))
+        h.update(data)
+    else:
+        raise TypeError(f"cannot key a request holding {type(value).__name__}")
 
 
 def cache_key(tenant: str, endpoint: Endpoint | str, doc: Mapping[str, Any]) -> str:
     """sha256 over tenant, endpoint and the canonical request (see the module docstring)."""
-    body = {k: v for k, v in doc.items() if k not in _IGNORED_TOP_LEVEL}
-    text = json.dumps(_canonical(body), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     h = hashlib.sha256(_KEY_VERSION)
-    for part in (tenant, getattr(endpoint, "value", str(endpoint))):
-        h.update(b"\0" + part.encode())
-    h.update(b"\0" + text.encode("utf-8", "surrogatepass"))
+    _feed(h, tenant)
+    _feed(h, getattr(endpoint, "value", str(endpoint)))
+    _feed(h, {k: v for k, v in doc.items() if k not in _IGNORED_TOP_LEVEL})
     return h.hexdigest()
 
 
