@@ -24,7 +24,7 @@ from mitmproxy import io as mio
 
 from headroom_core import certs
 from proxy_process import HEADROOM, Process, clean_env, free_port
-from tls_fixtures import HTTPSServer, TestCA, issue_cert, make_ca
+from tls_fixtures import HTTPSServer, LocalCA, issue_cert, make_ca
 
 pytestmark = pytest.mark.e2e
 
@@ -32,9 +32,9 @@ pytestmark = pytest.mark.e2e
 @dataclass
 class World:
     tmp: Path
-    provider_ca: TestCA
+    provider_ca: LocalCA
     provider: HTTPSServer  # https://localhost:<port>, intercepted
-    other_ca: TestCA
+    other_ca: LocalCA
     other: HTTPSServer  # https://127.0.0.1:<port>, tunnelled
 
 

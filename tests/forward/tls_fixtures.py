@@ -23,7 +23,7 @@ from cryptography.x509.oid import NameOID
 
 
 @dataclass(frozen=True)
-class TestCA:
+class LocalCA:
     cert_path: Path
     cert: x509.Certificate
     key: ec.EllipticCurvePrivateKey
@@ -33,7 +33,7 @@ def _name(cn: str) -> x509.Name:
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
 
 
-def make_ca(directory: Path, cn: str = "headroom test CA") -> TestCA:
+def make_ca(directory: Path, cn: str = "headroom test CA") -> LocalCA:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.timezone.utc)
     cert = (
@@ -52,10 +52,10 @@ def make_ca(directory: Path, cn: str = "headroom test CA") -> TestCA:
     )
     path = Path(directory) / f"{cn.replace(' ', '-')}.pem"
     path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return TestCA(path, cert, key)
+    return LocalCA(path, cert, key)
 
 
-def issue_cert(ca: TestCA, directory: Path, names: list[str]) -> tuple[Path, Path]:
+def issue_cert(ca: LocalCA, directory: Path, names: list[str]) -> tuple[Path, Path]:
     """A server certificate for DNS names / IP addresses `names`; returns (cert, key) paths."""
     key = ec.generate_private_key(ec.SECP256R1())
     sans: list[x509.GeneralName] = []
