@@ -1,4 +1,5 @@
-"""Names shared by the three wire formats: which endpoint a body belongs to, and a tool output."""
+"""What the three wire formats share: the endpoint a body belongs to, a tool output, the base
+request view, and the helpers that read and write text in content blocks."""
 
 from __future__ import annotations
 
@@ -111,7 +112,6 @@ def replace_text_at(message: dict, location: tuple, new_text: str, text_type: st
             or type(content[j].get("text")) is not str):
         raise StaleLocationError(f"no user text at {location!r}")
     content[j]["text"] = new_text
-
 
 
 def user_text_parts(messages: list, key: str, text_type: str) -> list[tuple[tuple, str]]:
