@@ -165,7 +165,7 @@ def default_reply(method: str, path: str, body: bytes) -> Reply:
     path = path.split("?", 1)[0]
     try:
         doc = json.loads(body) if body else {}
-    except ValueError:
+    except (ValueError, RecursionError):
         doc = None
     if not isinstance(doc, dict):
         err = {"type": "error", "error": {"type": "invalid_request_error",

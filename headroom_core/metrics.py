@@ -1,0 +1,85 @@
+"""Prometheus metrics for `/metrics`, in a registry of our own (never the global default one).
+
+Labels are provider, model and status, never anything derived from a key. Model names come from
+clients, so their number is capped (past MAX_MODELS distinct names they are reported as "other")
+to keep the exposition bounded.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+from .records import RequestRecord
+
+MAX_MODELS = 100
+LABELS = ("provider", "model", "status")
+# LLM calls take from tens of milliseconds (cache hits, count_tokens) to minutes (long streams).
+DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+                    120.0, 300.0, float("inf"))
+
+
+class Metrics:
+    """The metric families headroom exports, and `observe(record)` to update them."""
+
+    content_type = CONTENT_TYPE_LATEST
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter("headroom_requests_total", "Proxied requests.", LABELS, registry=r)
+        self.tokens_saved = Counter("headroom_tokens_saved_total",
+                                    "Input tokens removed by optimisation (tiktoken count).",
+                                    LABELS, registry=r)
+        self.cost = Counter("headroom_cost_usd_total", "Provider cost in USD, from usage and pricing.",
+                            LABELS, registry=r)
+        self.duration = Histogram("headroom_request_duration_seconds",
+                                  "Request latency seen by headroom, request start to response end.",
+                                  LABELS, buckets=DURATION_BUCKETS, registry=r)
+        self.input_tokens = Counter("headroom_input_tokens_total",
+                                    "Provider-reported input tokens by kind "
+                                    "(uncached, cache_read, cache_write).",
+                                    LABELS + ("kind",), registry=r)
+        self.output_tokens = Counter("headroom_output_tokens_total",
+                                     "Provider-reported output tokens.", LABELS, registry=r)
+        self.optimization_errors = Counter("headroom_optimization_errors_total",
+                                           "Requests forwarded unoptimised because optimisation "
+                                           "failed or ran out of time (fail open).",
+                                           ("provider", "model", "reason"), registry=r)
+        self._models: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _model(self, model: str) -> str:
+        model = model or "unknown"
+        if model in self._models:
+            return model
+        with self._lock:
+            if len(self._models) < MAX_MODELS:
+                self._models.add(model)
+                return model
+        return "other"
+
+    def observe(self, rec: RequestRecord) -> None:
+        labels = (rec.provider, self._model(rec.model), str(rec.status) if rec.status else "error")
+        self.requests.labels(*labels).inc()
+        if rec.tokens_saved:
+            self.tokens_saved.labels(*labels).inc(rec.tokens_saved)
+        if rec.cost_usd:
+            self.cost.labels(*labels).inc(rec.cost_usd)
+        self.duration.labels(*labels).observe(rec.latency_ms / 1000.0)
+        u = rec.usage
+        for kind, value in (("uncached", u.input_tokens), ("cache_read", u.cache_read_tokens),
+                            ("cache_write", u.cache_write_tokens)):
+            if value:
+                self.input_tokens.labels(*labels, kind).inc(value)
+        if u.output_tokens:
+            self.output_tokens.labels(*labels).inc(u.output_tokens)
+
+    def optimization_error(self, provider: str, model: str, reason: str) -> None:
+        """reason: "exception" or "timeout"."""
+        self.optimization_errors.labels(provider, self._model(model), reason).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)

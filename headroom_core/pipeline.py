@@ -1,0 +1,371 @@
+"""The request and response path of headroom, without I/O (the caller owns the sockets).
+
+    decision = await core.prepare(RequestInfo(...))   # route -> admission -> cache -> optimise
+    ... the caller forwards decision.body (or the original bytes) or answers decision.response ...
+    tap = core.stream_tap(decision.ticket, content_encoding)   # for an SSE response
+    core.finish_later(decision.ticket, ResponseInfo(...))      # accounting, off the request path
+
+Extension points, all optional attributes of HeadroomCore:
+- `optimizer` (Optimizer): rewrites a parsed request; runs in a thread with the per-request time
+  budget `compression_budget_ms`; any exception or timeout forwards the original (fail open).
+- `admission` (Admission): rate limits and budgets; may refuse with a provider-shaped response.
+- `response_cache` (ResponseCacheHook): may answer from the cache; is offered finished responses.
+- `pricer`: `(model, Usage) -> USD`.
+- `sinks`: callables given every RequestRecord (request log, ...).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import json
+import logging
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
+
+from . import accounting, console_line, jsonfmt
+from .console import version
+from .errors import LocalResponse, provider_error
+from .metrics import Metrics
+from .records import RequestRecord, TransformSummary
+from .routing import Route, RouteKind, route
+from .settings import Settings
+from .stats import Stats
+from .tenancy import tenant_of
+from .usage import Usage
+from .wire.common import Endpoint
+
+if TYPE_CHECKING:
+    from .wire.request import ProviderRequest
+
+logger = logging.getLogger("headroom")
+
+BYPASS_HEADER = "x-headroom-bypass"
+PRIVATE_HEADER_PREFIX = "x-headroom-"
+OPTIMIZABLE = (Endpoint.ANTHROPIC_MESSAGES, Endpoint.OPENAI_CHAT, Endpoint.OPENAI_RESPONSES)
+_TRUE = ("1", "true", "yes", "on")
+
+
+# --- extension points ------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class OptimizeOutcome:
+    """What an Optimizer did. `changed`: it mutated `request.doc` and the new body must be sent."""
+
+    changed: bool
+    tokens_before: int
+    tokens_after: int
+    transforms: tuple[TransformSummary, ...] = ()
+    notes: tuple[str, ...] = ()
+
+
+class Optimizer(Protocol):
+    """The compression engine. Called in a worker thread; must not touch the event loop."""
+
+    def optimize(self, request: "ProviderRequest", tenant: str) -> OptimizeOutcome: ...
+
+
+@dataclass(frozen=True)
+class Refusal:
+    response: LocalResponse
+    reason: str  # "rate_limit" | "budget"
+
+
+class Admission(Protocol):
+    """Rate limits and budgets: refuse before anything is sent, settle once the cost is known."""
+
+    async def admit(self, ticket: "Ticket") -> Refusal | None: ...
+
+    def settle(self, record: RequestRecord) -> None: ...
+
+
+class ResponseCacheHook(Protocol):
+    """Answer a repeated request from the cache; be offered each finished response."""
+
+    async def lookup(self, ticket: "Ticket") -> LocalResponse | None: ...
+
+    def store(self, ticket: "Ticket", response: "ResponseInfo") -> None: ...
+
+
+# --- values crossing the boundary --------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RequestInfo:
+    """A request as the client sent it (headers include our private x-headroom-* ones)."""
+
+    flow_id: str
+    method: str
+    path: str
+    headers: Mapping[str, str]  # case-insensitive (mitmproxy Headers) or lower-case names
+    body: bytes
+    route: Route
+    started_at: float  # unix time the request began
+
+
+@dataclass(frozen=True)
+class Ticket:
+    """Everything decided about a request on its way out; handed back to finish()."""
+
+    info: RequestInfo
+    tenant: str
+    bypass: bool = False
+    changed: bool = False
+    tokens_before: int | None = None  # None: counted at finish time, off the request path
+    tokens_after: int | None = None
+    model: str = ""
+    transforms: tuple[TransformSummary, ...] = ()
+    cache: str = "off"
+    refused: str = ""
+    error: str = ""  # why optimisation failed (the request went out unchanged)
+    notes: tuple[str, ...] = ()
+    overhead_ms: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        """A plain dict for flow.metadata (tnetstring-serialisable)."""
+        out: dict[str, Any] = {"provider": self.info.route.provider,
+                               "endpoint": self.info.route.endpoint.value
+                               if self.info.route.endpoint else "", "tenant": self.tenant,
+                               "changed": self.changed, "bypass": self.bypass,
+                               "overhead_ms": round(self.overhead_ms, 3)}
+        if self.tokens_before is not None:
+            out.update(tokens_before=self.tokens_before, tokens_after=self.tokens_after)
+        if self.transforms:
+            out["transforms"] = [asdict(t) for t in self.transforms]
+        for name in ("model", "error", "refused"):
+            if getattr(self, name):
+                out[name] = getattr(self, name)
+        if self.cache != "off":
+            out["cache"] = self.cache
+        if self.notes:
+            out["notes"] = list(self.notes)
+        return out
+
+
+class Action(enum.Enum):
+    FORWARD = "forward"  # send the original bytes
+    FORWARD_CHANGED = "forward_changed"  # send Decision.body instead
+    RESPOND = "respond"  # answer Decision.response, send nothing upstream
+
+
+@dataclass(frozen=True)
+class Decision:
+    action: Action
+    ticket: Ticket
+    body: bytes | None = None
+    response: LocalResponse | None = None
+
+
+@dataclass(frozen=True)
+class ResponseInfo:
+    """How a request ended. `status` 0: no response (upstream unreachable, client gone)."""
+
+    status: int
+    ended_at: float
+    headers: Mapping[str, str] = field(default_factory=dict)
+    body: bytes | None = None  # decoded body of a buffered response; None when streamed
+    tap: accounting.StreamAccount | None = None  # the stream's accounting when streamed
+    error: str = ""
+
+
+# --- the core --------------------------------------------------------------------------------
+
+class HeadroomCore:
+    """One per process: settings, aggregates and the extension points, shared by every flow."""
+
+    def __init__(self, settings: Settings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self.clock = clock
+        self.stats = Stats(clock)
+        self.metrics = Metrics()
+        self.optimizer: Optimizer | None = None
+        self.admission: Admission | None = None
+        self.response_cache: ResponseCacheHook | None = None
+        self.pricer: Callable[[str, Usage], float] | None = None
+        self.sinks: list[Callable[[RequestRecord], None]] = []
+        self.console: Callable[[str], None] | None = None  # where request lines go
+        self._optimize_pool: ThreadPoolExecutor | None = None
+        # One worker: records are applied in order, and flush() can wait for all earlier ones.
+        self._account_pool = ThreadPoolExecutor(1, thread_name_prefix="headroom-account")
+
+    def configure(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def route(self, method: str, path: str, headers: Mapping[str, str]) -> Route:
+        return route(method, path, headers, self.settings)
+
+    # --- request path ---
+
+    async def prepare(self, info: RequestInfo) -> Decision:
+        t0 = time.perf_counter()
+        r = info.route
+        ticket = Ticket(info, tenant_of(info.headers),
+                        bypass=(info.headers.get(BYPASS_HEADER) or "").strip().lower() in _TRUE)
+        if r.kind is RouteKind.LOCAL:
+            return Decision(Action.RESPOND, ticket, response=self.local_response(r.local, info.method))
+        if r.kind is RouteKind.NOT_FOUND:
+            return Decision(Action.RESPOND, ticket, response=self.not_found(info.method, info.path))
+        if self.admission is not None:
+            refusal = await self.admission.admit(ticket)
+            if refusal is not None:
+                ticket = replace(ticket, refused=refusal.reason, overhead_ms=_ms_since(t0))
+                return Decision(Action.RESPOND, ticket, response=refusal.response)
+        if self.response_cache is not None and self.settings.cache and not ticket.bypass:
+            hit = await self.response_cache.lookup(ticket)
+            ticket = replace(ticket, cache="miss" if hit is None else "hit")
+            if hit is not None:
+                return Decision(Action.RESPOND, replace(ticket, overhead_ms=_ms_since(t0)),
+                                response=hit)
+        body = None
+        if self._should_optimize(ticket):
+            ticket, body = await self._optimize(ticket)
+        ticket = replace(ticket, overhead_ms=_ms_since(t0))
+        if body is not None:
+            return Decision(Action.FORWARD_CHANGED, ticket, body=body)
+        return Decision(Action.FORWARD, ticket)
+
+    def _should_optimize(self, ticket: Ticket) -> bool:
+        info = ticket.info
+        return (self.optimizer is not None and self.settings.optimize and not ticket.bypass
+                and info.method == "POST" and info.route.endpoint in OPTIMIZABLE
+                and bool(info.body))
+
+    async def _optimize(self, ticket: Ticket) -> tuple[Ticket, bytes | None]:
+        """Run the optimizer off the loop within the time budget; fail open on anything."""
+        if self._optimize_pool is None:
+            self._optimize_pool = ThreadPoolExecutor(2, thread_name_prefix="headroom-optimize")
+        loop = asyncio.get_running_loop()
+        job = loop.run_in_executor(self._optimize_pool, self._optimize_sync, ticket)
+        budget_ms = self.settings.compression_budget_ms
+        try:
+            ticket, body = await (asyncio.wait_for(job, budget_ms / 1000) if budget_ms else job)
+        except asyncio.TimeoutError:
+            return self._failed(ticket, "timeout",
+                                f"optimisation exceeded its {budget_ms} ms budget"), None
+        except Exception as e:  # fail open: the original request goes out
+            return self._failed(ticket, "exception", f"{type(e).__name__}: {e}"), None
+        return ticket, body
+
+    def _failed(self, ticket: Ticket, reason: str, message: str) -> Ticket:
+        logger.warning("headroom: flow %s: %s; forwarding the original request",
+                       ticket.info.flow_id, message)
+        self.metrics.optimization_error(ticket.info.route.provider, ticket.model, reason)
+        return replace(ticket, error=f"optimisation failed ({message}); original forwarded")
+
+    def _optimize_sync(self, ticket: Ticket) -> tuple[Ticket, bytes | None]:
+        from .wire.request import parse_request  # the wire views load with the first optimisation
+
+        raw = ticket.info.body
+        try:
+            doc = jsonfmt.loads(raw)
+            request = parse_request(doc, ticket.info.route.endpoint)
+        except ValueError as e:  # not a body we understand: the provider will judge it
+            return replace(ticket, notes=(f"not optimised: {e}",)), None
+        model = doc.get("model") if isinstance(doc, dict) else None
+        ticket = replace(ticket, model=model if isinstance(model, str) else "")
+        outcome = self.optimizer.optimize(request, ticket.tenant)
+        ticket = replace(ticket, tokens_before=outcome.tokens_before,
+                         tokens_after=outcome.tokens_after, transforms=outcome.transforms,
+                         notes=outcome.notes)
+        if not outcome.changed:
+            return replace(ticket, tokens_after=outcome.tokens_before), None
+        body = jsonfmt.dumps(request.doc, jsonfmt.detect_style(raw))
+        if body == raw:
+            return ticket, None
+        return replace(ticket, changed=True), body
+
+    def local_response(self, name: str, method: str) -> LocalResponse:
+        """/health, /stats and /metrics."""
+        if method not in ("GET", "HEAD"):
+            err = provider_error("openai", 405, f"headroom: /{name} answers GET only")
+            return replace(err, headers=err.headers + (("allow", "GET, HEAD"),))
+        if name == "metrics":
+            return LocalResponse(200, (("content-type", self.metrics.content_type),),
+                                 self.metrics.render())
+        if name == "health":
+            doc = {"status": "healthy", "optimize": self.settings.optimize,
+                   "stats": self.stats.health_stats(), "version": version(),
+                   "uptime_s": self.stats.uptime_s, "features": self.features()}
+        else:
+            doc = {"version": version(), **self.stats.snapshot()}
+        return LocalResponse(200, (("content-type", "application/json"),),
+                             json.dumps(doc, indent=1).encode())
+
+    def not_found(self, method: str, path: str) -> LocalResponse:
+        """Unknown paths: 404 in OpenAI's envelope (nothing is sent to a provider)."""
+        return provider_error("openai", 404, f"headroom: no route for {method} "
+                              f"{path.split('?')[0]} (provider APIs live under /v1/; headroom "
+                              "itself serves /health, /stats and /metrics)")
+
+    def features(self) -> dict[str, str]:
+        from .console import feature_states  # small, no rich at import
+
+        return feature_states(self.settings, self)
+
+    # --- response path ---
+
+    def stream_tap(self, ticket: Ticket, content_encoding: str) -> accounting.StreamAccount:
+        return accounting.StreamAccount(ticket.info.route.endpoint, content_encoding)
+
+    def finish_later(self, ticket: Ticket, response: ResponseInfo) -> Future:
+        """Account for a finished request in the accounting worker (never on the loop)."""
+        return self._account_pool.submit(self._finish_logged, ticket, response)
+
+    async def flush(self) -> None:
+        """Wait until every request finished so far is in stats and metrics."""
+        await asyncio.wrap_future(self._account_pool.submit(lambda: None))
+
+    def _finish_logged(self, ticket: Ticket, response: ResponseInfo) -> RequestRecord | None:
+        try:
+            return self.finish(ticket, response)
+        except Exception:
+            logger.exception("headroom: flow %s: accounting failed", ticket.info.flow_id)
+            return None
+
+    def finish(self, ticket: Ticket, response: ResponseInfo) -> RequestRecord | None:
+        """Build the request's record and hand it to stats, metrics, hooks and sinks."""
+        info = ticket.info
+        if not info.route.is_upstream:
+            return None  # our own endpoints and 404s are not provider requests
+        facts = accounting.request_facts(info.body, info.route.endpoint,
+                                         count=ticket.tokens_before is None)
+        before = ticket.tokens_before if ticket.tokens_before is not None else facts.tokens
+        after = ticket.tokens_after if ticket.tokens_after is not None else before
+        if response.tap is not None:
+            outcome = response.tap.outcome()
+        else:
+            outcome = accounting.body_outcome(info.route.endpoint, response.status,
+                                              response.headers, response.body)
+        usage = outcome.usage
+        model = ticket.model or facts.model or outcome.model
+        record = RequestRecord(
+            request_id=info.flow_id, tenant=ticket.tenant, provider=info.route.provider,
+            endpoint=info.route.endpoint.value, model=model,
+            stream=facts.stream or response.tap is not None, status=response.status,
+            started_at=info.started_at, tokens_before=before, tokens_after=after, usage=usage,
+            cost_usd=self.pricer(model, usage) if self.pricer else 0.0, cache=ticket.cache,
+            transforms=ticket.transforms, overhead_ms=ticket.overhead_ms,
+            latency_ms=max(0.0, (response.ended_at - info.started_at) * 1000.0),
+            refused=ticket.refused,
+            error="; ".join(e for e in (ticket.error, response.error, outcome.error) if e))
+        self.stats.record(record)
+        self.metrics.observe(record)
+        if self.admission is not None:
+            self.admission.settle(record)
+        if self.response_cache is not None and ticket.cache == "miss":
+            self.response_cache.store(ticket, response)
+        for sink in self.sinks:
+            sink(record)
+        if self.console is not None and not self.settings.quiet:
+            self.console(console_line.format_request_line(record))
+        return record
+
+    def close(self) -> None:
+        self._account_pool.shutdown(wait=True)
+        if self._optimize_pool is not None:
+            self._optimize_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _ms_since(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000.0
