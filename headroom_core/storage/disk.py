@@ -24,7 +24,9 @@ from .base import Storage, StorageError
 T = TypeVar("T")
 
 # diskcache's SQLite busy timeout is 60 s by default; a writer holds the lock for microseconds,
-# so a wait this long means something is wrong and the caller should hear about it.
+# so a wait this long means something is wrong and the caller should hear about it. For the
+# same reason transactions are not retried (diskcache's retry=True would wait forever on a
+# process that froze while holding the lock).
 _LOCK_TIMEOUT_S = 5.0
 # A token bucket left alone refills to full; after that its key can vanish with no change in
 # meaning (a missing bucket reads as full). The margin covers clocks that differ a little.
@@ -63,11 +65,12 @@ def bucket_step(level: float | None, last: float | None, capacity: float, refill
 class DiskStorage(Storage):
     """A `Storage` in one directory; any number of processes may open the same directory."""
 
-    def __init__(self, directory: str | Path, size_limit: int = 1 << 30) -> None:
+    def __init__(self, directory: str | Path, size_limit: int = 1 << 30, *,
+                 lock_timeout: float = _LOCK_TIMEOUT_S) -> None:
         self.directory = Path(directory).expanduser()
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
-            self._cache = diskcache.Cache(str(self.directory), timeout=_LOCK_TIMEOUT_S,
+            self._cache = diskcache.Cache(str(self.directory), timeout=lock_timeout,
                                           size_limit=size_limit)
         except (OSError, sqlite3.Error, diskcache.Timeout) as e:
             raise StorageError(f"cannot open disk storage at {self.directory}: {e}") from e
@@ -91,7 +94,7 @@ class DiskStorage(Storage):
         k = _k(ns, key)
 
         def update() -> float:
-            with self._cache.transact(retry=True):
+            with self._cache.transact():
                 current, expire_at = self._cache.get(k, expire_time=True)
                 if current is None:
                     value, expire = amount, ttl
@@ -110,7 +113,7 @@ class DiskStorage(Storage):
         k = _k(ns, key)
 
         def update() -> tuple[bool, float]:
-            with self._cache.transact(retry=True):
+            with self._cache.transact():
                 raw = self._cache.get(k)
                 level = last = None
                 if raw is not None:

@@ -183,3 +183,33 @@ def test_disk_unwritable_directory_is_a_storage_error(tmp_path):
     blocker.write_text("not a directory")
     with pytest.raises(StorageError):
         DiskStorage(blocker / "store")
+
+
+_LOCK_HOLDER = r"""
+import sys, time
+import diskcache
+cache = diskcache.Cache(sys.argv[1])
+with cache.transact():
+    cache.set("x", b"1")
+    open(sys.argv[2], "w").close()
+    time.sleep(30)
+"""
+
+
+def test_disk_lock_held_by_a_stuck_process_is_a_storage_error_not_a_hang(tmp_path):
+    s = DiskStorage(tmp_path / "d", lock_timeout=0.3)
+    held = tmp_path / "held"
+    proc = subprocess.Popen([sys.executable, "-c", _LOCK_HOLDER, str(tmp_path / "d"), str(held)])
+    try:
+        deadline = time.monotonic() + 30
+        while not held.exists():
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.01)
+        started = time.monotonic()
+        with pytest.raises(StorageError):
+            s.incr_float("ns", "c", 1.0)
+        assert time.monotonic() - started < 5.0
+    finally:
+        proc.kill()
+        proc.wait()
+    assert s.incr_float("ns", "c", 1.0) == 1.0  # the lock died with its holder
