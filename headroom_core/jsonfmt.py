@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from json.encoder import encode_basestring, encode_basestring_ascii  # the C versions when built
 from typing import Any, Callable
 
-__all__ = ["JsonNumber", "JsonFormatError", "JsonStyle", "COMPACT", "detect_style", "loads", "dumps"]
+__all__ = ["JsonNumber", "JsonFormatError", "JsonStyle", "COMPACT", "PYTHON_DEFAULT", "detect_style", "loads",
+           "dumps"]
 
 
 class JsonFormatError(ValueError):

@@ -88,7 +88,8 @@ class SSEParser:
         if tail and not self._started and tail.startswith(_BOM):
             self._raw.append(_BOM)
             tail = tail[3:]
-        out = self._scan(tail, [tail.rstrip(b"\r\n")], [len(tail)]) if tail else []
+        parts = tail.splitlines(True)  # a held CR line may have had more bytes appended
+        out = self._scan(tail, [p.rstrip(b"\r\n") for p in parts], [len(p) for p in parts])
         if self._data:
             out += self._scan(b"", [b""], [0])  # the blank line the stream never sent
         self._raw = []

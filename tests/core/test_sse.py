@@ -19,6 +19,9 @@ VARIANTS = {
     "crlf": lambda b: b.replace(b"\n", b"\r\n"),
     "cr": lambda b: b.replace(b"\n", b"\r"),
     "bom-crlf": lambda b: b"\xef\xbb\xbf" + b.replace(b"\n", b"\r\n"),
+    # cut before the last blank line: close() must hand over the last event
+    "lf-unterminated": lambda b: b[:-2],
+    "cr-unterminated": lambda b: b.replace(b"\n", b"\r")[:-1],
 }
 
 
@@ -84,7 +87,8 @@ def test_recorded_streams_are_what_they_claim() -> None:
 def test_every_two_way_split(stream_name: str, variant: str) -> None:
     stream = VARIANTS[variant](STREAMS[stream_name])
     whole = parse([stream])
-    assert summary(whole) == reference_events(stream)
+    terminated = stream if stream.endswith((b"\n\n", b"\r\r")) else stream + b"\n\n"
+    assert summary(whole) == reference_events(terminated)
     assert b"".join(e.raw for e in whole) == stream
     for i in range(len(stream) + 1):
         split = parse([stream[:i], stream[i:]])
@@ -154,6 +158,13 @@ def test_close_sends_an_unterminated_event_and_resets() -> None:
     assert parser.close() == []
     parser.feed(b"\xef\xbb")
     assert parser.close() == []
+
+
+def test_held_cr_then_more_bytes_then_close() -> None:
+    parser = SSEParser()
+    assert parser.feed(b"data: a\r") == []
+    assert parser.feed(b"data: b") == []  # no line end: kept aside, joined later
+    assert [(e.data, e.raw) for e in parser.close()] == [("a\nb", b"data: a\rdata: b")]
 
 
 def test_held_cr_completes_with_lf_in_next_chunk() -> None:
