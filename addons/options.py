@@ -60,13 +60,19 @@ class HeadroomOptions:
 
     def load(self, loader: Any) -> None:
         self.env_errors = []
+        defaults = {}
         for spec in OPTIONS:
-            if spec.mitm_name in ctx.options:  # declared by a copy loaded before us
-                continue
             default, error = declared_default(spec, self.environ)
             if error:
                 self.env_errors.append(error)
-            loader.add_option(spec.mitm_name, typespec(spec), default, help_text(spec))
+            defaults[spec.name] = default
+            if spec.mitm_name not in ctx.options:  # else declared by a copy loaded before us
+                loader.add_option(spec.mitm_name, typespec(spec), default, help_text(spec))
+        # The environment's values hold from the start, even before a configure event names them.
+        try:
+            self.shared.core.configure(Settings.from_values(defaults))
+        except ValueError as e:
+            self.env_errors.append(str(e))
 
     def configure(self, updated: set[str]) -> None:
         if self.env_errors:

@@ -236,16 +236,19 @@ class HeadroomCore:
         if self._optimize_pool is None:
             self._optimize_pool = ThreadPoolExecutor(2, thread_name_prefix="headroom-optimize")
         loop = asyncio.get_running_loop()
-        job = loop.run_in_executor(self._optimize_pool, self._optimize_sync, ticket)
+        seen: dict[str, str] = {}  # the worker notes the model here as soon as it knows it
+        job = loop.run_in_executor(self._optimize_pool, self._optimize_sync, ticket, seen)
         budget_ms = self.settings.compression_budget_ms
         try:
-            ticket, body = await (asyncio.wait_for(job, budget_ms / 1000) if budget_ms else job)
+            result, body = await (asyncio.wait_for(job, budget_ms / 1000) if budget_ms else job)
         except asyncio.TimeoutError:
-            return self._failed(ticket, "timeout",
+            # The worker cannot be stopped; its late result is dropped unused.
+            return self._failed(replace(ticket, model=seen.get("model", "")), "timeout",
                                 f"optimisation exceeded its {budget_ms} ms budget"), None
         except Exception as e:  # fail open: the original request goes out
-            return self._failed(ticket, "exception", f"{type(e).__name__}: {e}"), None
-        return ticket, body
+            return self._failed(replace(ticket, model=seen.get("model", "")), "exception",
+                                f"{type(e).__name__}: {e}"), None
+        return result, body
 
     def _failed(self, ticket: Ticket, reason: str, message: str) -> Ticket:
         logger.warning("headroom: flow %s: %s; forwarding the original request",
@@ -253,7 +256,7 @@ class HeadroomCore:
         self.metrics.optimization_error(ticket.info.route.provider, ticket.model, reason)
         return replace(ticket, error=f"optimisation failed ({message}); original forwarded")
 
-    def _optimize_sync(self, ticket: Ticket) -> tuple[Ticket, bytes | None]:
+    def _optimize_sync(self, ticket: Ticket, seen: dict[str, str]) -> tuple[Ticket, bytes | None]:
         from .wire.request import parse_request  # the wire views load with the first optimisation
 
         raw = ticket.info.body
@@ -263,7 +266,8 @@ class HeadroomCore:
         except ValueError as e:  # not a body we understand: the provider will judge it
             return replace(ticket, notes=(f"not optimised: {e}",)), None
         model = doc.get("model") if isinstance(doc, dict) else None
-        ticket = replace(ticket, model=model if isinstance(model, str) else "")
+        seen["model"] = model if isinstance(model, str) else ""
+        ticket = replace(ticket, model=seen["model"])
         outcome = self.optimizer.optimize(request, ticket.tenant)
         ticket = replace(ticket, tokens_before=outcome.tokens_before,
                          tokens_after=outcome.tokens_after, transforms=outcome.transforms,
