@@ -37,6 +37,10 @@ def build(out_dir: str | Path) -> Path:
     """Write the model into OUT_DIR/MODEL_DIR_NAME (idempotent: same bytes every time) and return it."""
     import torch
     from transformers import AutoTokenizer, BertConfig, BertForTokenClassification
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()  # the missing head is expected: we set it below
+    hf_logging.disable_progress_bar()
 
     target = Path(out_dir) / MODEL_DIR_NAME
     source = minilm_dir()

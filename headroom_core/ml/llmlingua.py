@@ -127,6 +127,7 @@ class LLMLinguaService:
         self.device: str | None = None  # resolved once loading starts
         self.load_error: str | None = None
         self.load_seconds: float | None = None
+        self.cpu_threads: int | None = None  # torch intra-op threads when running on the CPU
         self._progress = progress or (lambda msg: log.info("%s", msg))
         self._compressor: Any = None
         self._ready = threading.Event()
@@ -190,7 +191,8 @@ class LLMLinguaService:
         self.device = resolve_device(self.requested_device)
         if self.device == "cpu":
             # Leave one core to the proxy's event loop on small machines.
-            torch.set_num_threads(max(1, (os.cpu_count() or 2) - 1))
+            self.cpu_threads = max(1, (os.cpu_count() or 2) - 1)
+            torch.set_num_threads(self.cpu_threads)
         _seed_tiktoken()
         from llmlingua import PromptCompressor
         from transformers.utils import logging as hf_logging
@@ -254,6 +256,11 @@ class LLMLinguaService:
         return self._run(job, text, self.rate if rate is None else float(rate), tuple(force_tokens))
 
     def _run(self, job: _Job, text: str, rate: float, force: tuple[str, ...]) -> str | None:
+        if self.cpu_threads is not None:
+            import torch  # already loaded; OpenMP keeps its thread count per calling thread
+
+            if torch.get_num_threads() != self.cpu_threads:
+                torch.set_num_threads(self.cpu_threads)
         out: list[str] = []
         for piece in split_pieces(text, self.piece_chars):
             if job.cancelled.is_set() or time.monotonic() > job.deadline_at:
