@@ -1,0 +1,273 @@
+"""The request engine: compress every eligible tool output (and oversized pasted user text) of
+one provider request in place, keeping every original in the CCR store.
+
+Per output: policy → memo → detect and compress → validate → store the original → replace.
+A rendering is a pure function of the output's text, its tool call and the user text before
+it (DESIGN rule 2), so a re-sent history renders byte-identically on every turn and after a
+restart; the in-process memo only makes that cheap. Any failure leaves that output as it was.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import tokens
+from ..ccr import CCRError, CCRStore, content_hash, marker_hash
+from ..wire.common import ProviderRequest, ToolOutput
+from .base import CompressContext
+from .detect import detect_kind
+from .dispatch import compress_text
+from .markers import find_markers, has_marker
+from .policy import tool_verdict
+
+
+@dataclass(frozen=True)
+class CompressionConfig:
+    min_tokens: int = 500
+    min_savings: float = 0.10
+    protect_tools: tuple[str, ...] = ()
+    compress_tools: tuple[str, ...] = ()
+    model: str | None = None  # tokenizer choice; None: the request's model
+    budget_ms: int | None = 2000
+    harder: bool = False  # compress-first: tighter renderings before context fitting drops anything
+    user_min_tokens: int = 2000  # pasted user text is compressed only from this size
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> "CompressionConfig":
+        values = dict(min_tokens=settings.min_tokens, min_savings=settings.min_savings_ratio,
+                      protect_tools=tuple(settings.protect_tool), compress_tools=tuple(settings.compress_tool),
+                      budget_ms=settings.compression_budget_ms or None)
+        values.update(overrides)
+        return cls(**values)
+
+    def rendering_key(self) -> str:
+        """The settings a rendering depends on (tool lists decide eligibility, not renderings)."""
+        return f"{self.min_tokens}|{self.min_savings!r}|{self.harder}|{self.model}"
+
+
+@dataclass(frozen=True)
+class TransformRecord:
+    kind: str
+    tool_name: str | None
+    tokens_before: int
+    tokens_after: int
+    hash: str  # the marker hash (CCR key) of the original
+    message_index: int
+    target: str = "tool_result"  # or "user_text"
+    omitted: int = 0
+    unit: str = "lines"
+
+
+@dataclass(frozen=True)
+class CompressionReport:
+    tokens_before: int
+    tokens_after: int
+    transforms: tuple[TransformRecord, ...]
+    changed: bool
+    timed_out: bool
+    errors: tuple[str, ...]
+    skipped: tuple[str, ...] = ()  # why eligible-looking outputs were left alone (policy, size)
+
+    @property
+    def tokens_saved(self) -> int:
+        return self.tokens_before - self.tokens_after
+
+
+@dataclass(frozen=True)
+class OutputResult:
+    """The decision for one text: its rendering (None: keep the original) and the counts."""
+
+    text: str | None
+    kind: str
+    tokens_before: int
+    tokens_after: int
+    full_hash: str
+    omitted: int = 0
+    unit: str = "lines"
+    reason: str = "ok"
+
+
+class _Memo:
+    """A small LRU of decisions by sha256 of (text, context, config); thread-safe."""
+
+    def __init__(self, size: int = 512) -> None:
+        self.size = size
+        self._data: OrderedDict[str, OutputResult] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: str) -> OutputResult | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: str, value: OutputResult) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+MEMO = _Memo()
+
+
+def _args_text(tool_args: str) -> str:
+    """String values of the call's arguments (what the call was about), in order."""
+    if not tool_args:
+        return ""
+    try:
+        value = json.loads(tool_args)
+    except ValueError:
+        return tool_args
+    out: list[str] = []
+
+    def walk(v: Any) -> None:
+        if isinstance(v, str):
+            out.append(v)
+        elif isinstance(v, list):
+            for x in v:
+                walk(x)
+        elif isinstance(v, dict):
+            for x in v.values():
+                walk(x)
+
+    walk(value)
+    return " ".join(out)
+
+
+def compress_output(text: str, *, tenant: str, ccr: CCRStore, config: CompressionConfig,
+                    tool_name: str | None = None, tool_args: str = "", query_context: str = "",
+                    model: str | None = None) -> OutputResult:
+    """Decide and render one output; the original is stored in CCR before a rendering is returned."""
+    model = config.model or model
+    digest = content_hash(text)
+    query = query_context + "\n" + _args_text(tool_args)
+    key = hashlib.sha256("\x00".join((digest, tool_name or "", tool_args, query, config.rendering_key(),
+                                      model or "")).encode("utf-8", "surrogatepass")).hexdigest()
+    result = MEMO.get(key)
+    if result is None:
+        result = _decide(text, digest, query, tool_name, config, model)
+        MEMO.put(key, result)
+    if result.text is not None:
+        ccr.ensure(tenant, text, kind=result.kind, tool_name=tool_name, full_hash=digest)
+    return result
+
+
+def _decide(text: str, digest: str, query: str, tool_name: str | None, config: CompressionConfig,
+            model: str | None) -> OutputResult:
+    if len(text) * 4 < config.min_tokens:  # a token is at least one UTF-8 byte
+        return OutputResult(None, "", 0, 0, digest, reason="below min_tokens")
+    before = tokens.count_text(text, model)
+    if before < config.min_tokens:
+        return OutputResult(None, "", before, before, digest, reason="below min_tokens")
+    if has_marker(text):
+        return OutputResult(None, "", before, before, digest, reason="already carries a headroom marker")
+    kind = detect_kind(text)
+    ctx = CompressContext(hash=marker_hash(digest), query=query, tool_name=tool_name, harder=config.harder)
+    rendering = compress_text(text, ctx, kind)
+    if rendering is None or rendering.text == text:
+        return OutputResult(None, str(kind), before, before, digest, reason="nothing to omit")
+    after = tokens.count_text(rendering.text, model)
+    if after >= before or after > before * (1.0 - config.min_savings):
+        return OutputResult(None, rendering.kind, before, before, digest, reason="saving below min_savings")
+    if kind.name == "json":
+        json.loads(rendering.text)  # JSON in, JSON out; a failure here is caught per output
+    if rendering.omitted.count and ctx.hash not in find_markers(rendering.text):
+        raise AssertionError("a rendering omitted content without a marker naming its hash")
+    return OutputResult(rendering.text, rendering.kind, before, after, digest,
+                        rendering.omitted.count, rendering.omitted.unit)
+
+
+@dataclass
+class _Run:
+    transforms: list[TransformRecord] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config: CompressionConfig,
+                     deadline: float | None = None) -> CompressionReport:
+    """Compress `req.doc` in place. `deadline` is a `time.monotonic()` instant; past it the
+    remaining outputs are left as they are (timed_out)."""
+    if deadline is None and config.budget_ms:
+        deadline = time.monotonic() + config.budget_ms / 1000.0
+    endpoint = req.endpoint
+    tokens_before = tokens.count_request(req.doc, endpoint)
+    run = _Run()
+    timed_out = False
+    model = req.model
+    for out in req.tool_outputs():
+        if deadline is not None and time.monotonic() > deadline:
+            timed_out = True
+            break
+        _one_tool_output(req, out, tenant, ccr, config, model, run)
+    if not timed_out:
+        for location, text in req.user_texts():
+            if deadline is not None and time.monotonic() > deadline:
+                timed_out = True
+                break
+            _one_user_text(req, location, text, tenant, ccr, config, model, run)
+    tokens_after = tokens.count_request(req.doc, endpoint) if run.transforms else tokens_before
+    return CompressionReport(tokens_before, tokens_after, tuple(run.transforms), bool(run.transforms),
+                             timed_out, tuple(run.errors), tuple(run.skipped))
+
+
+def _one_tool_output(req: ProviderRequest, out: ToolOutput, tenant: str, ccr: CCRStore,
+                     config: CompressionConfig, model: str | None, run: _Run) -> None:
+    if len(out.text) * 4 < config.min_tokens:
+        return
+    verdict = tool_verdict(out.tool_name, out.tool_args, protect_tools=config.protect_tools,
+                           compress_tools=config.compress_tools)
+    if not verdict.compress:
+        run.skipped.append(f"message {out.message_index}: {verdict.reason}")
+        return
+    try:
+        result = compress_output(out.text, tenant=tenant, ccr=ccr, config=config, tool_name=out.tool_name,
+                                 tool_args=out.tool_args, query_context=out.query_context, model=model)
+        if result.text is None:
+            return
+        req.replace_tool_output(out, result.text)
+    except CCRError as e:  # no stored original, no omission
+        run.skipped.append(f"message {out.message_index}: {e}")
+        return
+    except Exception as e:  # fail open per output: this one goes out as it came
+        run.errors.append(f"message {out.message_index} ({out.tool_name}): {type(e).__name__}: {e}")
+        return
+    run.transforms.append(TransformRecord(result.kind, out.tool_name, result.tokens_before, result.tokens_after,
+                                          marker_hash(result.full_hash), out.message_index,
+                                          "tool_result", result.omitted, result.unit))
+
+
+def _one_user_text(req: ProviderRequest, location: tuple, text: str, tenant: str, ccr: CCRStore,
+                   config: CompressionConfig, model: str | None, run: _Run) -> None:
+    if len(text) * 4 < config.user_min_tokens:
+        return
+    index = location[1] if len(location) > 1 and type(location[1]) is int else -1
+    user_config = config if config.min_tokens >= config.user_min_tokens else \
+        CompressionConfig(**{**config.__dict__, "min_tokens": config.user_min_tokens})
+    try:
+        result = compress_output(text, tenant=tenant, ccr=ccr, config=user_config, model=model)
+        if result.text is None:
+            return
+        req.replace_user_text(location, result.text)
+    except CCRError as e:
+        run.skipped.append(f"message {index}: {e}")
+        return
+    except Exception as e:
+        run.errors.append(f"message {index} (user text): {type(e).__name__}: {e}")
+        return
+    run.transforms.append(TransformRecord(result.kind, None, result.tokens_before, result.tokens_after,
+                                          marker_hash(result.full_hash), index, "user_text",
+                                          result.omitted, result.unit))

@@ -1,0 +1,211 @@
+"""Which items of a large JSON array the model needs, decided from the items themselves.
+
+Kept: the first and last few; every item that reports an error, a failure or a rare status;
+items matching distinctive terms of the request; one representative per value of each
+low-cardinality field; numeric outliers. Fields constant across all items are stated once
+instead of repeated. Pure function of the array and the request (no randomness, no clock).
+"""
+
+from __future__ import annotations
+
+import bisect
+import math
+import re
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from .lines import query_terms
+from .severity import ERROR, severity
+
+_STATUS_FIELDS = frozenset({"status", "state", "level", "severity", "conclusion", "result", "outcome",
+                            "phase", "health", "status_code", "statuscode", "http_status", "reason"})
+_ERROR_VALUE_WORDS = frozenset((
+    "error", "errored", "failed", "failure", "fail", "fatal", "critical", "crashloopbackoff", "oomkilled",
+    "imagepullbackoff", "errimagepull", "evicted", "timeout", "timed_out", "timedout", "rejected",
+    "denied", "aborted", "exception", "panic", "unhealthy", "crashed", "broken"))
+_ERROR_KEY_WORDS = frozenset((
+    "error", "errors", "err", "exception", "failure", "failures", "stderr", "error_message",
+    "errormessage", "fault", "traceback", "stacktrace", "stack_trace"))
+# One pass over the lower-cased array finds every quoted error word; what follows it tells a
+# key (`"error":`) from a value (`"failed"`).
+_ERROR_TOKEN_RE = re.compile(
+    '"(' + "|".join(sorted(_ERROR_VALUE_WORDS | _ERROR_KEY_WORDS, key=lambda w: (-len(w), w))) + ')"')
+_EMPTY_STARTS = ("null", "false", '""', "[]", "{}", "0,", "0}", "0]")
+_MISSING = object()
+
+
+@dataclass
+class Selection:
+    keep: dict[int, str] = field(default_factory=dict)  # item index -> why
+    constants: dict[str, Any] = field(default_factory=dict)  # field -> value in every item
+    duplicates: int = 0
+    dropped_errors: int = 0
+
+    def add(self, i: int, why: str) -> bool:
+        if i in self.keep:
+            return False
+        self.keep[i] = why
+        return True
+
+
+def _item_of(starts: list[int], pos: int) -> int:
+    return bisect.bisect_right(starts, pos) - 1
+
+
+def error_items(low: str, offset: int, starts: list[int]) -> list[int]:
+    """Items whose JSON (lower-cased, `low` starting at `offset`) reports an error or failure
+    at any depth: a string value that is an error word, or an error-named key with a value."""
+    found: set[int] = set()
+    for m in _ERROR_TOKEN_RE.finditer(low):
+        word = m.group(1)
+        rest = low[m.end(): m.end() + 10].lstrip()
+        if rest.startswith(":"):
+            if word in _ERROR_KEY_WORDS:
+                value = rest[1:].lstrip()
+                if value and not value.startswith(_EMPTY_STARTS):
+                    found.add(_item_of(starts, m.start() + offset))
+        elif word in _ERROR_VALUE_WORDS:
+            found.add(_item_of(starts, m.start() + offset))
+    return sorted(i for i in found if i >= 0)
+
+
+def _http_error(name: str, col: list[Any]) -> list[int]:
+    """Top-level HTTP-style status fields with a 4xx/5xx value."""
+    if name.lower() not in ("status", "status_code", "statuscode", "http_status", "code", "response_code"):
+        return []
+    return [i for i, v in enumerate(col) if type(v) is int and 400 <= v < 600]
+
+
+def string_error_items(values: list[Any], low: str, offset: int, starts: list[int]) -> list[int]:
+    """String items that read as error lines (candidates found by substring, then checked)."""
+    candidates: set[int] = set()
+    for word in ("error", "fail", "fatal", "exception", "panic", "traceback", "crit", "severe"):
+        pos = low.find(word)
+        while pos != -1:
+            candidates.add(_item_of(starts, pos + offset))
+            pos = low.find(word, pos + len(word))
+    return sorted(i for i in candidates
+                  if 0 <= i < len(values) and isinstance(values[i], str) and severity(values[i]) >= ERROR)
+
+
+def query_items(low: str, offset: int, starts: list[int], query: str, n: int) -> list[int]:
+    """Items matching a distinctive request term that few items contain."""
+    cap = max(3, n // 50)
+    out: set[int] = set()
+    for term in query_terms(query):
+        hits: list[int] = []
+        pos = low.find(term)
+        while pos != -1 and len(hits) <= cap:
+            i = _item_of(starts, pos + offset)
+            if not hits or hits[-1] != i:
+                hits.append(i)
+            pos = low.find(term, pos + len(term))
+        if len(hits) <= cap:
+            out.update(hits)
+    return sorted(i for i in out if i >= 0)
+
+
+def _fields(values: list[dict]) -> list[str]:
+    names: dict[str, None] = {}
+    for item in values:
+        for key in item:
+            if key not in names:
+                names[key] = None
+                if len(names) >= 60:
+                    return list(names)
+    return list(names)
+
+
+def _median(xs: list[float]) -> float:
+    s = sorted(xs)
+    m = len(s) // 2
+    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+
+
+def _outliers(col: list[Any], name: str) -> list[tuple[int, str]]:
+    if type(col[0]) not in (int, float) and type(col[-1]) not in (int, float):
+        return []
+    nums = [(float(v), i) for i, v in enumerate(col) if type(v) in (int, float) and math.isfinite(v)]
+    if len(nums) < 8:
+        return []
+    med = _median([x for x, _ in nums])
+    mad = _median([abs(x - med) for x, _ in nums])
+    if mad <= 0:
+        return []
+    far = sorted(((abs(x - med) / mad, -i) for x, i in nums if abs(x - med) > 8 * mad), reverse=True)
+    return [(-i, f"outlier {name}") for _, i in far[:2]]
+
+
+def record_columns(values: list[dict], sel: Selection, harder: bool) -> tuple[list[int], list[tuple[int, str]]]:
+    """Constants into `sel`; returns (HTTP error items, optional (index, why) picks in order)."""
+    n = len(values)
+    http_errors: list[int] = []
+    rare: list[tuple[int, str]] = []
+    reps: list[tuple[int, str]] = []
+    outliers: list[tuple[int, str]] = []
+    max_card = 4 if harder else 6
+    rare_cap = max(2, n // 50)
+    for name in _fields(values):
+        col = [v.get(name, _MISSING) for v in values]
+        first = col[0]
+        if first is not _MISSING and col.count(first) == n:
+            sel.constants[name] = first
+            continue
+        http_errors.extend(_http_error(name, col))
+        outliers.extend(_outliers(col, name))
+        try:
+            counts = Counter(col)
+        except TypeError:  # lists or objects as values: no cardinality to speak of
+            continue
+        card = len(counts)
+        if card > 20 or card < 2:
+            continue
+        low_name = name.lower()
+        status_like = low_name in _STATUS_FIELDS or low_name.endswith(("_status", "_state", "status", "state"))
+        # distinct values in order of first appearance (Counter keeps insertion order)
+        for value, count in counts.items():
+            i = col.index(value)
+            if card <= max_card:
+                reps.append((i, f"one per {name}"))
+            if status_like and count <= rare_cap:
+                k = -1
+                for _ in range(count):
+                    k = col.index(value, k + 1)
+                    rare.append((k, f"rare {name}"))
+    return http_errors, rare[: max(4, n // 20)] + reps + outliers
+
+
+def select(values: list[Any], low: str, offset: int, starts: list[int], raws: list[str],
+           query: str, harder: bool, total_chars: int) -> Selection:
+    n = len(values)
+    sel = Selection()
+    first, last = (2, 1) if harder else (3, 2)
+    records = all(isinstance(v, dict) for v in values)
+    errs = error_items(low, offset, starts) if records else string_error_items(values, low, offset, starts)
+    cap = max(10, n // 10) if harder else max(20, n // 5)
+    if len(errs) > cap:
+        sel.dropped_errors = len(errs) - cap
+        errs = errs[: cap - cap // 3] + errs[len(errs) - cap // 3:]
+    for i in errs:
+        sel.add(i, "error")
+    for i in query_items(low, offset, starts, query, n):
+        sel.add(i, "matches the request")
+    for i in list(range(min(first, n))) + list(range(max(0, n - last), n)):
+        sel.add(i, "first/last")
+    http_errors, optional = record_columns(values, sel, harder) if records else ([], [])
+    for i in http_errors[:cap]:
+        sel.add(i, "error")
+    budget = total_chars * (0.04 if harder else 0.08)
+    used = sum(len(raws[i]) for i in sel.keep)
+    seen_raw = {raws[i] for i in sel.keep}
+    for i, why in optional:
+        if used >= budget:
+            break
+        if i in sel.keep or raws[i] in seen_raw:
+            continue
+        sel.add(i, why)
+        seen_raw.add(raws[i])
+        used += len(raws[i])
+    sel.duplicates = n - len(set(raws))
+    return sel

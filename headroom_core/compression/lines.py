@@ -1,0 +1,185 @@
+"""Line-level helpers shared by the line-based compressors: template keys, query terms, and
+rendering kept lines with one in-place marker per omitted run.
+
+Everything here works on whole texts with C-speed primitives (bytes.translate, str.find,
+Counter) because a 100k-token output has ~10,000 lines and the budget is a few milliseconds.
+"""
+
+from __future__ import annotations
+
+import bisect
+import itertools
+import re
+from collections import Counter
+from typing import Callable, Sequence
+
+from .base import CompressContext
+
+# Deleting digits and hex letters masks numbers, ids, hashes, timestamps and uuids at once:
+# two lines share a key when they differ only in such characters. Keys are for grouping only
+# (they are never shown); `display_template` makes the readable form of a few of them.
+_KEY_DELETE = b"0123456789abcdefABCDEF"
+
+_TS = (r"\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?"
+       r"|\d{2}:\d{2}:\d{2}(?:[.,]\d+)?"
+       r"|(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ \d]\d \d{2}:\d{2}:\d{2}")
+_MASK_RE = re.compile(
+    r"(?:" + _TS + r")"
+    r"|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+    r"|\b0x[0-9a-fA-F]+\b|\b(?=[0-9a-fA-F]*\d)(?=[0-9a-fA-F]*[a-fA-F])[0-9a-fA-F]{6,}\b"
+    r"|\d+(?:\.\d+)*")
+_LEAD_TS_RE = re.compile(r"^[\[(]?(?:" + _TS + r")[\])]?[\s,|:-]*")
+_STAR_RUN = re.compile(r"\*(?:[\s.:/,-]*\*)+")
+
+_WORD_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.:/@#+-]*[A-Za-z0-9_]|[A-Za-z0-9]")
+_STOP = frozenset("""
+a an and are as at be been but by can could did do does doing done for from get got had has
+have how i if in into is it its just let like me my no not now of on or our out please see
+should show so some than that the their them then there these they this those to too up us
+use used using was we were what when where which while who why will with would you your
+file files line lines log logs output result results error errors issue issues find look
+check run running test tests code fix help tell give make need want found anything something
+select from where order group limit offset interval insert update delete join values into desc
+asc true false null none between having distinct count days hours minutes since until
+""".split())
+
+
+def split_lines(text: str) -> list[str]:
+    return text.split("\n")
+
+
+def line_keys(text: str) -> list[bytes]:
+    """One grouping key per line (aligned with `text.split("\\n")`)."""
+    return text.encode("utf-8", "surrogatepass").translate(None, _KEY_DELETE).split(b"\n")
+
+
+def line_starts(lines: Sequence[str]) -> list[int]:
+    """Offset of each line's first character in the text the lines were split from."""
+    return [0, *itertools.accumulate(len(line) + 1 for line in lines[:-1])]
+
+
+def display_template(line: str, width: int = 72) -> str:
+    """A readable template of a line: leading timestamp dropped, variable parts as `*`."""
+    body = _LEAD_TS_RE.sub("", line.strip(), count=1)
+    body = _STAR_RUN.sub("*", _MASK_RE.sub("*", body))
+    return body if len(body) <= width else body[: width - 1] + "…"
+
+
+def query_terms(query: str, limit: int = 24) -> list[str]:
+    """Distinctive lower-case terms of the request (ids, names, paths; no common words)."""
+    out: dict[str, None] = {}
+    for m in _WORD_RE.finditer(query):
+        word = m.group(0).strip(".:/-")
+        low = word.lower()
+        if len(low) < 3 or low in _STOP or low in out:
+            continue
+        distinctive = (any(c.isdigit() for c in word) or any(c in "_.:/@#-" for c in word)
+                       or any(c.isupper() for c in word[1:]) or len(word) >= 5)
+        if distinctive:
+            out[low] = None
+            if len(out) >= limit:
+                break
+    return list(out)
+
+
+def term_line_hits(lower_text: str, starts: Sequence[int], term: str, cap: int) -> list[int]:
+    """Indices of lines containing `term` (lower-case), at most `cap + 1` of them."""
+    hits: list[int] = []
+    pos = lower_text.find(term)
+    while pos != -1:
+        idx = bisect.bisect_right(starts, pos) - 1
+        if not hits or hits[-1] != idx:
+            hits.append(idx)
+            if len(hits) > cap:
+                break
+        pos = lower_text.find(term, pos + len(term))
+    return hits
+
+
+def query_line_hits(text: str, lines: Sequence[str], starts: Sequence[int], query: str,
+                    max_share: float = 0.01, floor: int = 5, ceiling: int = 40) -> set[int]:
+    """Lines matching distinctive query terms; a term matching many lines keeps only a few."""
+    terms = query_terms(query)
+    if not terms:
+        return set()
+    lower = text.lower()
+    cap = max(floor, min(ceiling, int(len(lines) * max_share)))
+    keep: set[int] = set()
+    for term in terms:
+        hits = term_line_hits(lower, starts, term, cap)
+        keep.update(hits if len(hits) <= cap else hits[:2])
+    return keep
+
+
+def absorb_small_gaps(lines: Sequence[str], kept: list[bool], max_chars: int = 110) -> None:
+    """Keep omitted runs cheaper than the marker that would announce them (in place)."""
+    n = len(lines)
+    i = 0
+    while i < n:
+        if kept[i]:
+            i += 1
+            continue
+        j = i
+        size = 0
+        while j < n and not kept[j]:
+            size += len(lines[j]) + 1
+            j += 1
+            if size > max_chars:
+                break
+        if size <= max_chars and (j == n or kept[j]):
+            for k in range(i, j):
+                kept[k] = True
+        while j < n and not kept[j]:
+            j += 1
+        i = j
+
+
+def gap_summary(keys: Sequence[bytes], lines: Sequence[str], a: int, b: int,
+                unit: str = "lines", top: int = 3, min_run: int = 40) -> str:
+    """`lines 6-1204 omitted (1199 lines: 800× 'GET /api/* 200', 300× 'cache hit', …)`.
+
+    Templates are listed only for long runs and only when they describe most of the run.
+    """
+    count = b - a
+    head = f"lines {a + 1}-{b} omitted ({count} {unit}" if count > 1 else f"line {a + 1} omitted (1 {unit[:-1] if unit.endswith('s') else unit}"
+    if count < min_run:
+        return head + ")"
+    freq = Counter(keys[a:b]).most_common(top)
+    covered = sum(c for _, c in freq)
+    if freq[0][1] < 2 or covered * 2 < count:
+        return head + ")"
+    parts = []
+    seg = keys[a:b]
+    for key, c in freq:
+        if c < 2:
+            break
+        parts.append(f"{c}× '{display_template(lines[a + seg.index(key)])}'")
+    rest = count - sum(c for _, c in freq[: len(parts)])
+    if rest:
+        parts.append(f"{rest} other")
+    return head + ": " + ", ".join(parts) + ")"
+
+
+def render_kept(lines: Sequence[str], kept: Sequence[bool], ctx: CompressContext,
+                describe: Callable[[int, int], str],
+                indent: Callable[[int, int], str] | None = None) -> tuple[str, int]:
+    """Kept lines in order, each omitted run replaced by one marker line; (text, omitted)."""
+    out: list[str] = []
+    omitted = 0
+    n = len(lines)
+    i = 0
+    while i < n:
+        if kept[i]:
+            j = i
+            while j < n and kept[j]:
+                j += 1
+            out.extend(lines[i:j])
+        else:
+            j = i
+            while j < n and not kept[j]:
+                j += 1
+            omitted += j - i
+            prefix = indent(i, j) if indent else ""
+            out.append(prefix + ctx.marker(describe(i, j)))
+        i = j
+    return "\n".join(out), omitted

@@ -1,0 +1,108 @@
+"""Logs and build/test-runner output: problems kept whole, repetition collapsed with counts.
+
+Kept verbatim: every ERROR/FATAL/WARN/exception line with a few lines of context, whole stack
+traces and test-failure blocks, the first and last lines, lines matching the request's
+distinctive terms, and rare one-off lines. A template (numbers, ids, hashes, timestamps masked)
+that repeats many times keeps its first and last occurrences; its other lines are counted in the
+marker of the run they fall in. Error templates are collapsed only past a high count, so distinct
+problems are never hidden.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+from . import severity as sv
+from .base import CompressContext, Omitted, Rendering
+from .lines import (absorb_small_gaps, gap_summary, line_keys, line_starts, query_line_hits,
+                    render_kept, split_lines)
+
+# Test-runner failure sections that are kept whole (pytest, cargo, jest, go test, mocha).
+_BLOCK_START_RE = re.compile(
+    r"^(?:_{3,} .+ _{3,}|---- .+ stdout ----|\s*● .+|--- FAIL: .+|\s+\d+\) .+|=+ (?:FAILURES|ERRORS) =+)$")
+_BLOCK_END_RE = re.compile(
+    r"^(?:_{3,} .+ _{3,}|---- .+ ----|\s*● .+|--- (?:FAIL|PASS): .+|={3,}.*|failures:|test result: .*"
+    r"|Test Suites: .*|FAIL\s.*|ok\s.*|PASS\s.*)$")
+_BLOCK_CAP = 150
+
+
+def _keep_block(lines: list[str], start: int, kept: list[bool]) -> int:
+    n = len(lines)
+    j = start + 1
+    while j < n and j - start < _BLOCK_CAP and not _BLOCK_END_RE.match(lines[j]):
+        j += 1
+    for k in range(start, j):
+        kept[k] = True
+    return j
+
+
+def compress(text: str, ctx: CompressContext) -> Rendering | None:
+    lines = split_lines(text)
+    n = len(lines)
+    if n < 12:
+        return None
+    keys = line_keys(text)
+    if len(keys) != n:  # a lone surrogate or similar broke the alignment; leave it alone
+        return None
+    counts = Counter(keys)
+    first_at: dict[bytes, int] = {}
+    for i, key in enumerate(keys):
+        if key not in first_at:
+            first_at[key] = i
+    sev_of = {key: sv.severity(lines[i]) for key, i in first_at.items()}
+    problem_keys = {k for k, s in sev_of.items() if s > sv.NORMAL}
+
+    kept = [False] * n
+    head, tail = (3, 2) if ctx.harder else (5, 5)
+    before, after = (1, 1) if ctx.harder else (2, 2)
+    for i in range(min(head, n)):
+        kept[i] = True
+    for i in range(max(0, n - tail), n):
+        kept[i] = True
+
+    # Problem lines: a template seen at most `repeat_cap` times keeps every line; a template
+    # repeated more keeps its first three and last two (the rest are counted in the markers).
+    repeat_cap = 12 if ctx.harder else 25
+    seen: Counter[bytes] = Counter()
+    problem_lines = [i for i, k in enumerate(keys) if k in problem_keys] if problem_keys else []
+    for i in problem_lines:
+        key = keys[i]
+        seen[key] += 1
+        total = counts[key]
+        if total > repeat_cap and 3 < seen[key] <= total - 2:
+            continue
+        level = sev_of[key]
+        ctx_before, ctx_after = (before, after) if level >= sv.ERROR else (0, 0)
+        for k in range(max(0, i - ctx_before), min(n, i + ctx_after + 1)):
+            kept[k] = True
+        if level >= sv.ERROR or sv.starts_trace(lines[i]):
+            end = sv.trace_end(lines, i)
+            for k in range(i, end):
+                kept[k] = True
+    for i, line in enumerate(lines):
+        if line[:1] in "_-= \t●" and _BLOCK_START_RE.match(line):
+            _keep_block(lines, i, kept)
+
+    # Exception lines whose template is not itself a problem (an indented traceback logged at
+    # INFO, a bare "Traceback" line) still start a kept trace.
+    for key, i in first_at.items():
+        if key not in problem_keys and sv.starts_trace(lines[i]) and lines[i].strip():
+            for k in range(max(0, i - before), sv.trace_end(lines, i)):
+                kept[k] = True
+
+    starts = line_starts(lines)
+    for i in query_line_hits(text, lines, starts, ctx.query):
+        kept[i] = True
+
+    # One-off lines (start-up banners, config, shutdown) say a lot when there are few of them.
+    singles = [i for key, i in first_at.items() if counts[key] == 1 and not kept[i]]
+    if len(singles) <= (10 if ctx.harder else 30) and len(singles) * 20 <= n:
+        for i in singles:
+            kept[i] = True
+
+    absorb_small_gaps(lines, kept)
+    if all(kept):
+        return None
+    body, omitted = render_kept(lines, kept, ctx, lambda a, b: gap_summary(keys, lines, a, b))
+    return Rendering(body, "log", Omitted(omitted, "lines"))

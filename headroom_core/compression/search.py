@@ -1,0 +1,134 @@
+"""Search results (grep, ripgrep, git grep): grouped by file, every file listed with its count.
+
+Accepts `path:line:text`, `path:line:col:text`, `path:text`, context lines (`path-line-text`,
+`--`) and ripgrep's heading layout. Each file keeps a header `path (N matches, K shown)`; the
+shown matches are every match containing a distinctive term of the request, then the rest in
+rounds (definitions first) while the budget lasts. Lines that are not matches stay as they are.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .base import CompressContext, Omitted, Rendering
+from .detect import SEARCH_LINE_RE
+from .lines import query_terms
+
+_HEADING_RE = re.compile(r"^(?P<line>\d+)(?::\d+)?(?P<sep>[:-])(?P<text>.*)$")
+_PATH_ONLY_RE = re.compile(r"^(?:\./)?[^\s:\"'<>|]+(?:/[^\s:\"'<>|]+|\.[A-Za-z0-9]{1,10})$")
+_DEF_RE = re.compile(r"\b(?:def|class|function|func|fn|interface|type|struct|enum|impl|const|let|var|export)\b")
+
+
+@dataclass
+class _File:
+    path: str
+    matches: list[tuple[int, str]] = field(default_factory=list)  # (order, "12:text")
+    context: int = 0
+
+
+def _parse(lines: list[str]) -> tuple[dict[str, _File], list[str], int] | None:
+    files: dict[str, _File] = {}
+    other: list[str] = []
+    context = 0
+    current: _File | None = None
+    for order, line in enumerate(lines):
+        if line == "--" or not line.strip():
+            continue
+        m = SEARCH_LINE_RE.match(line)
+        if m:
+            path = m.group("path")
+            f = files.get(path) or files.setdefault(path, _File(path))
+            if m.group("sep") == "-":
+                f.context += 1
+                context += 1
+                continue
+            shown = (m.group("line") + ":" + m.group("text")) if m.group("line") else m.group("text")
+            f.matches.append((order, shown))
+            continue
+        h = _HEADING_RE.match(line)
+        if h and current is not None:
+            if h.group("sep") == "-":
+                current.context += 1
+                context += 1
+            else:
+                current.matches.append((order, h.group("line") + ":" + h.group("text")))
+            continue
+        if _PATH_ONLY_RE.match(line):
+            current = files.get(line) or files.setdefault(line, _File(line))
+            continue
+        other.append(line)
+    if not files:
+        return None
+    return files, other, context
+
+
+def compress(text: str, ctx: CompressContext) -> Rendering | None:
+    lines = text.split("\n")
+    parsed = _parse(lines)
+    if parsed is None:
+        return None
+    files, other, context = parsed
+    total = sum(len(f.matches) for f in files.values())
+    if total < 8:
+        return None
+    terms = query_terms(ctx.query)
+    cap = max(3, total // 10)
+    shown: dict[str, set[int]] = {p: set() for p in files}
+    for term in terms:
+        hits = [(p, k) for p, f in files.items() for k, (_, t) in enumerate(f.matches) if term in t.lower()]
+        if len(hits) <= cap:
+            for p, k in hits:
+                shown[p].add(k)
+    budget = len(text) * (0.05 if ctx.harder else 0.10)
+    used = sum(len(files[p].matches[k][1]) for p, ks in shown.items() for k in ks)
+    order = sorted(files.values(), key=lambda f: -len(f.matches))  # stable: ties keep first appearance
+    ranked = {f.path: sorted(range(len(f.matches)),
+                             key=lambda k, f=f: (0 if _DEF_RE.search(f.matches[k][1]) else 1, k))
+              for f in order}
+    rnd = 0
+    while used < budget:
+        progressed = False
+        for f in order:
+            if rnd < len(ranked[f.path]) and used < budget:
+                k = ranked[f.path][rnd]
+                if k not in shown[f.path]:
+                    shown[f.path].add(k)
+                    used += len(f.matches[k][1]) + 1
+                progressed = True
+        if not progressed:
+            break
+        rnd += 1
+
+    n_shown = sum(len(s) for s in shown.values())
+    omitted = total - n_shown
+    if omitted == 0 and context == 0:
+        return None
+    out: list[str] = []
+    summary = (f"{total} matches in {len(files)} files; {omitted} matches"
+               + (f" and {context} context lines" if context else "")
+               + " omitted — every file is listed with its match count")
+    out.append(ctx.marker(summary))
+    hidden: list[str] = []  # consecutive files with no match shown: listed on one line
+
+    def flush() -> None:
+        if hidden:
+            out.append("not shown: " + ", ".join(hidden))
+            hidden.clear()
+
+    for f in files.values():
+        count = len(f.matches)
+        keep = sorted(shown[f.path])
+        if not keep:
+            hidden.append(f"{f.path} ({count})" if count else f"{f.path} ({f.context} context lines)")
+            continue
+        flush()
+        noun = "match" if count == 1 else "matches"
+        if len(keep) == count:
+            out.append(f"{f.path} ({count} {noun})")
+        else:
+            out.append(f"{f.path} ({count} {noun}, {len(keep)} shown)")
+        out.extend(f.matches[k][1] for k in keep)
+    flush()
+    out.extend(other)
+    return Rendering("\n".join(out), "search", Omitted(omitted, "matches"))
