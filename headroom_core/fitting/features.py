@@ -9,16 +9,18 @@ from __future__ import annotations
 
 import re
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
-from .. import tokens
+from .. import bm25, tokens
 from ..wire.common import Endpoint
 from .toin import output_signature
 from .units import Conversation, Unit
 
 CACHE_ENTRIES = 20_000
 MAX_IDENTIFIERS = 96  # per unit, first occurrences: call arguments and prose come before outputs
+PROFILE_TERMS = 48  # a unit's most frequent terms, what BM25 ranks per request
+PROFILE_REPEAT = 4  # term frequency kept up to this count
 
 # Strong signs that something went wrong, anywhere in the unit.
 _STRONG_ERROR = re.compile(
@@ -46,6 +48,7 @@ class UnitFeatures:
     error: float  # 1: strong error indicator, 0.5: repeated weak ones, 0.25: one weak one
     identifiers: frozenset[str]
     patterns: tuple[tuple[str, str], ...]  # (tool name, output signature) of its tool results
+    profile: str  # its most frequent terms, repeated by frequency: a short document for BM25
 
 
 def error_level(text: str, flagged: bool = False) -> float:
@@ -57,6 +60,17 @@ def error_level(text: str, flagged: bool = False) -> float:
         if weak >= 3:
             return 0.5
     return 0.25 if weak else 0.0
+
+
+def term_profile(text: str) -> str:
+    """A unit's most frequent BM25 terms, each repeated by its (capped) frequency.
+
+    BM25 over these short profiles costs a few milliseconds per request for a 500-message
+    history, where ranking the full texts would tokenize a megabyte on every request.
+    """
+    counts = Counter(bm25.tokenize(text))
+    return " ".join(" ".join([term] * min(n, PROFILE_REPEAT))
+                    for term, n in counts.most_common(PROFILE_TERMS))
 
 
 def identifiers_of(text: str) -> frozenset[str]:
@@ -117,4 +131,4 @@ def compute_features(conv: Conversation, unit: Unit, endpoint: Endpoint,
         (r.tool_name, output_signature(r.text)) for r in unit.tool_results if r.tool_name))
     return UnitFeatures(text=text, tokens=tokens.count_text(text, model),
                         error=error_level(text, flagged), identifiers=identifiers_of(text),
-                        patterns=patterns)
+                        patterns=patterns, profile=term_profile(text))

@@ -26,12 +26,14 @@ from ..settings import Settings, parse_weights
 from ..storage.base import Storage
 from ..wire.common import Endpoint
 from .features import FeatureCache, UnitFeatures
+from ..compression.markers import HASH_LEN
 from .render import CONTEXT_KIND, build_marker, marker_messages, transcript
-from .scoring import ScoringConfig, build_query, score_units
+from .scoring import ScoringConfig, build_query
 from .state import STATE_TTL_S, FitState, FitStateStore, conversation_id
 from .toin import ToinView
+from .policy import DropPolicy, IntelligentContextManager, RollingWindow
 from .units import Conversation, Unit, message_shape, split_conversation
-from .windows import ModelWindows, output_reserve
+from .windows import ModelLimit, ModelWindows, output_reserve
 
 log = logging.getLogger("headroom.fitting")
 
@@ -92,34 +94,6 @@ class FitReport:
     reason: str = ""
 
 
-class RollingWindow:
-    """Drops the oldest droppable units first."""
-
-    name = "rolling"
-    kept_note = "oldest dropped first, recent turns kept"
-
-    def drop_order(self, candidates: Sequence[int], feats: Sequence[UnitFeatures], query: str, *,
-                   toin: ToinView | None, deadline: float | None) -> tuple[list[int], str]:
-        return list(candidates), "off"
-
-
-class IntelligentContextManager:
-    """Drops the lowest-scoring droppable units first (scoring.py); ties go oldest first."""
-
-    kept_note = "errors and recent turns kept"
-
-    def __init__(self, scoring: ScoringConfig) -> None:
-        self.scoring = scoring
-        self.name = "intelligent" if scoring.intelligent else "position"
-
-    def drop_order(self, candidates: Sequence[int], feats: Sequence[UnitFeatures], query: str, *,
-                   toin: ToinView | None, deadline: float | None) -> tuple[list[int], str]:
-        result = score_units(candidates, feats, query, config=self.scoring, toin=toin,
-                             deadline=deadline)
-        order = sorted(range(len(candidates)), key=lambda i: (result.scores[i].score, i))
-        return [candidates[i] for i in order], result.semantic_method
-
-
 class _LRU:
     def __init__(self, entries: int) -> None:
         self._entries = entries
@@ -162,8 +136,9 @@ class ContextFitter:
             self._fixed.put(key, count)
         return count
 
-    def _harder_rendering(self, conv: Conversation, unit: Unit,
-                          compress_harder: CompressHarder) -> list | None:
+    def harder_rendering(self, conv: Conversation, unit: Unit,
+                         compress_harder: CompressHarder) -> list | None:
+        """The unit compressed harder, cached by unit id (the callback is deterministic)."""
         cached = self._harder.get(unit.uid)
         if cached is None:
             original = conv.items[unit.start:unit.end]
@@ -202,107 +177,73 @@ class ContextFitter:
         if conv is None:
             return FitReport(False, 0, 0, 0, None, 0, False, reason="no conversation to fit")
         model = doc.get("model") if type(doc.get("model")) is str else None
-        limit = config.windows.limit_for(model, headers)
-        reserve = output_reserve(doc)
-        units = conv.units
-        feats = [self.features.features(conv, u, endpoint, model) for u in units]
-        fixed = self._fixed_tokens(doc, endpoint, model)
-        tokens_before = fixed + sum(f.tokens for f in feats)
-        policy: RollingWindow | IntelligentContextManager = (
-            IntelligentContextManager(config.scoring) if config.intelligent else RollingWindow())
-
+        work = _Work(self, conv, endpoint, model, config.windows.limit_for(model, headers),
+                     output_reserve(doc), self._fixed_tokens(doc, endpoint, model))
+        policy: DropPolicy = (IntelligentContextManager(config.scoring) if config.intelligent
+                              else RollingWindow())
         store = FitStateStore(state_storage, config.state_ttl)
         conv_id = conversation_id(tenant, endpoint.value, conv.anchor)
-        droppable = {u.uid for u in units if u.protected is None}
-        saved_state = store.load(tenant, conv_id)
-        state = saved_state.restricted_to(droppable)
-        dropped, harder = set(state.dropped), set(state.harder)
-        originals: dict[int, list] = {}  # position → the unit's messages before compress-first
-        savings = 0
+        saved = store.load(tenant, conv_id)
+        sticky = saved.restricted_to({u.uid for u in conv.units if u.protected is None})
+        work.dropped, work.harder = set(sticky.dropped), set(sticky.harder)
+        harder = compress_harder if config.compress_first else None
 
-        def compress(positions: Sequence[int]) -> int:
-            saved = 0
-            for pos in positions:
-                unit = units[pos]
-                rendered = self._harder_rendering(conv, unit, compress_harder)
-                if rendered is None:
-                    continue
-                originals[pos] = conv.items[unit.start:unit.end]
-                conv.items[unit.start:unit.end] = rendered  # same length: indices stay valid
-                before = feats[pos].tokens
-                feats[pos] = self.features.features(conv, unit, endpoint, model, variant=":harder")
-                saved += before - feats[pos].tokens
-            return saved
-
-        def input_tokens() -> int:
-            kept = sum(f.tokens for u, f in zip(units, feats) if u.uid not in dropped)
-            return fixed + kept + (MARKER_TOKENS_ESTIMATE if dropped else 0)
-
-        def fits(count: int, ratio: float = 1.0) -> bool:
-            return math.ceil(count * limit.count_scale) + reserve <= limit.window * ratio
-
-        harder_on = config.compress_first and compress_harder is not None
-        if harder_on and harder:
-            savings += compress([p for p, u in enumerate(units) if u.uid in harder - dropped])
-        newly_dropped, semantic_method = 0, "off"
-        if not fits(input_tokens()):
-            candidates = [p for p, u in enumerate(units) if u.protected is None and u.uid not in dropped]
-            if harder_on:
-                fresh = [p for p in candidates if units[p].tool_results and units[p].uid not in harder]
-                savings += compress(fresh)
-                harder.update(units[p].uid for p in fresh)
-            current = input_tokens()
-            if not fits(current, config.target_ratio):
-                query = self._query(units, feats)
-                order, semantic_method = policy.drop_order(candidates, feats, query, toin=toin,
-                                                           deadline=deadline)
-                if not dropped:
-                    current += MARKER_TOKENS_ESTIMATE
-                for pos in order:
-                    if fits(current, config.target_ratio):
-                        break
-                    dropped.add(units[pos].uid)
-                    current -= feats[pos].tokens
-                    newly_dropped += 1
-        new_state = FitState(frozenset(dropped), frozenset(harder))
-        if new_state != saved_state:
-            store.save(tenant, conv_id, new_state)
-
-        for pos, messages in originals.items():  # dropped units leave in their normal rendering
-            if units[pos].uid in dropped:
-                conv.items[units[pos].start:units[pos].end] = messages
-                savings -= originals_saving(feats[pos], self.features.features(
-                    conv, units[pos], endpoint, model))
-        gone = [u for u in units if u.uid in dropped]
-        if not gone and not originals:
-            ok = fits(tokens_before)
-            return FitReport(False, tokens_before, tokens_before, 0, None, 0, False,
-                             window=limit.window, reserve=reserve, fits=ok, strategy=policy.name,
-                             reason="fits" if ok else "over the window with nothing droppable")
-        marker_hash, marker_tokens = None, 0
+        if harder and work.harder:  # re-apply earlier decisions first: same bytes as last turn
+            work.compress([p for p, u in enumerate(conv.units)
+                           if u.uid in work.harder and u.uid not in work.dropped], harder)
+        newly_dropped, semantic_method, acted = 0, "off", False
+        if not work.fits(work.input_tokens()):
+            acted = True
+            newly_dropped, semantic_method = self._decide(work, policy, config, harder, toin, deadline)
+        for pos in [p for p in work.originals if conv.units[p].uid in work.dropped]:
+            work.restore(pos)  # a dropped unit is stored in its normal rendering
+        gone = [u for u in conv.units if u.uid in work.dropped]
+        if not gone and not work.originals:
+            ok = work.fits(work.tokens_before)
+            return work.report(False, policy, reason="fits" if ok else "over the window, nothing droppable")
+        marker_hash = None
         if gone:
-            marker_hash = self._store_transcript(ccr, tenant, conv, gone)
-            inserted = marker_messages(conv, build_marker(gone, marker_hash, policy.kept_note))
-            marker_tokens = tokens.count_text(
-                "\n".join(tokens.request_texts({conv.key: inserted}, endpoint)), model)
-            kept_items: list = []
-            for unit in units:
-                if unit.uid in dropped:
-                    if inserted:
-                        kept_items.extend(inserted)
-                        inserted = []
-                else:
-                    kept_items.extend(conv.items[unit.start:unit.end])
-            conv.items[:] = kept_items  # in place: views over the body see the new list
-        tokens_after = fixed + marker_tokens + sum(
-            f.tokens for u, f in zip(units, feats) if u.uid not in dropped)
-        return FitReport(
-            fitted=True, tokens_before=tokens_before, tokens_after=tokens_after,
-            dropped_units=len(gone), marker_hash=marker_hash, compress_first_savings=max(0, savings),
-            sticky_reused=not state.empty, newly_dropped=newly_dropped,
-            dropped_messages=sum(u.size for u in gone), window=limit.window, reserve=reserve,
-            fits=fits(tokens_after), strategy=policy.name, semantic_method=semantic_method,
-            reason="fitted" if newly_dropped or savings else "sticky")
+            try:
+                marker_hash = self._store_transcript(ccr, tenant, conv, gone)
+            except Exception:  # nothing is dropped without its original stored (rule 4)
+                log.exception("context fitting: storing the dropped messages failed; not fitting")
+                for pos in list(work.originals):
+                    work.restore(pos)
+                return work.report(False, policy, reason="CCR store unavailable: request left as is")
+            work.apply_drops(gone, build_marker(gone, marker_hash[:HASH_LEN], policy.kept_note))
+        new_state = FitState(frozenset(work.dropped), frozenset(work.harder))
+        if new_state != saved:
+            store.save(tenant, conv_id, new_state)
+        return work.report(True, policy, marker_hash=marker_hash and marker_hash[:HASH_LEN],
+                           sticky_reused=not sticky.empty, newly_dropped=newly_dropped,
+                           semantic_method=semantic_method,
+                           reason="fitted" if acted else "earlier decisions re-applied")
+
+    def _decide(self, work: "_Work", policy: DropPolicy, config: FitConfig,
+                harder: CompressHarder | None, toin: ToinView | None,
+                deadline: float | None) -> tuple[int, str]:
+        """New decisions for a request over its window: compress-first, then drops."""
+        units = work.conv.units
+        candidates = [p for p, u in enumerate(units) if u.protected is None and u.uid not in work.dropped]
+        if harder:
+            fresh = [p for p in candidates if units[p].tool_results and units[p].uid not in work.harder]
+            work.compress(fresh, harder)
+            work.harder.update(units[p].uid for p in fresh)
+        current = work.input_tokens()
+        if work.fits(current, config.target_ratio):
+            return 0, "off"
+        order, method = policy.drop_order(candidates, work.feats, self._query(units, work.feats),
+                                          toin=toin, deadline=deadline)
+        if not work.dropped:
+            current += MARKER_TOKENS_ESTIMATE
+        newly = 0
+        for pos in order:
+            if work.fits(current, config.target_ratio):
+                break
+            work.dropped.add(units[pos].uid)
+            current -= work.feats[pos].tokens
+            newly += 1
+        return newly, method
 
     def rank(self, doc: dict, endpoint: Endpoint, config: FitConfig, *,
              toin: ToinView | None = None, deadline: float | None = None) -> list[Unit]:
@@ -312,7 +253,8 @@ class ContextFitter:
             return []
         model = doc.get("model") if type(doc.get("model")) is str else None
         feats = [self.features.features(conv, u, endpoint, model) for u in conv.units]
-        policy = IntelligentContextManager(config.scoring) if config.intelligent else RollingWindow()
+        policy: DropPolicy = (IntelligentContextManager(config.scoring) if config.intelligent
+                              else RollingWindow())
         candidates = [p for p, u in enumerate(conv.units) if u.protected is None]
         order, _ = policy.drop_order(candidates, feats, self._query(conv.units, feats),
                                      toin=toin, deadline=deadline)
@@ -326,9 +268,70 @@ class ContextFitter:
         return build_query(recent + first)
 
 
-def originals_saving(harder: UnitFeatures, normal: UnitFeatures) -> int:
-    """Tokens compress-first had saved on a unit that was then dropped after all."""
-    return normal.tokens - harder.tokens
+class _Work:
+    """One request being fitted: its units, their current features, the decisions so far."""
+
+    def __init__(self, fitter: ContextFitter, conv: Conversation, endpoint: Endpoint,
+                 model: str | None, limit: ModelLimit, reserve: int, fixed: int) -> None:
+        self.fitter, self.conv, self.endpoint, self.model = fitter, conv, endpoint, model
+        self.limit, self.reserve, self.fixed = limit, reserve, fixed
+        self.feats = [fitter.features.features(conv, u, endpoint, model) for u in conv.units]
+        self.normal_tokens = [f.tokens for f in self.feats]
+        self.tokens_before = fixed + sum(self.normal_tokens)
+        self.originals: dict[int, list] = {}  # position → its messages before compress-first
+        self.dropped: set[str] = set()
+        self.harder: set[str] = set()
+        self.marker_tokens = 0
+
+    def input_tokens(self) -> int:
+        kept = sum(f.tokens for u, f in zip(self.conv.units, self.feats) if u.uid not in self.dropped)
+        marker = self.marker_tokens or (MARKER_TOKENS_ESTIMATE if self.dropped else 0)
+        return self.fixed + kept + marker
+
+    def fits(self, count: int, ratio: float = 1.0) -> bool:
+        return math.ceil(count * self.limit.count_scale) + self.reserve <= self.limit.window * ratio
+
+    def compress(self, positions: Sequence[int], harder: CompressHarder) -> None:
+        for pos in positions:
+            unit = self.conv.units[pos]
+            rendered = self.fitter.harder_rendering(self.conv, unit, harder)
+            if rendered is None or rendered == self.conv.items[unit.start:unit.end]:
+                continue  # failed, or nothing left to compress: the unit stays as it is
+            self.originals[pos] = self.conv.items[unit.start:unit.end]
+            self.conv.items[unit.start:unit.end] = rendered  # same length: indices stay valid
+            self.feats[pos] = self.fitter.features.features(self.conv, unit, self.endpoint,
+                                                            self.model, variant=":harder")
+
+    def restore(self, pos: int) -> None:
+        unit = self.conv.units[pos]
+        self.conv.items[unit.start:unit.end] = self.originals.pop(pos)
+        self.feats[pos] = self.fitter.features.features(self.conv, unit, self.endpoint, self.model)
+
+    def apply_drops(self, gone: Sequence[Unit], marker: str) -> None:
+        inserted = marker_messages(self.conv, marker)
+        self.marker_tokens = tokens.count_text(
+            "\n".join(tokens.request_texts({self.conv.key: inserted}, self.endpoint)), self.model)
+        kept: list = []
+        for unit in self.conv.units:
+            if unit.uid in self.dropped:
+                kept.extend(inserted)
+                inserted = []
+            else:
+                kept.extend(self.conv.items[unit.start:unit.end])
+        self.conv.items[:] = kept  # in place: views over the body see the new list
+
+    def report(self, fitted: bool, policy: DropPolicy, **kw: Any) -> FitReport:
+        units = self.conv.units
+        gone = [u for u in units if u.uid in self.dropped] if fitted else []
+        after = self.input_tokens() if fitted else self.tokens_before
+        savings = sum(self.normal_tokens[p] - self.feats[p].tokens for p in self.originals)
+        return FitReport(
+            fitted=fitted, tokens_before=self.tokens_before, tokens_after=after,
+            dropped_units=len(gone), marker_hash=kw.pop("marker_hash", None),
+            compress_first_savings=max(0, savings) if fitted else 0,
+            sticky_reused=kw.pop("sticky_reused", False), dropped_messages=sum(u.size for u in gone),
+            window=self.limit.window, reserve=self.reserve, fits=self.fits(after),
+            strategy=policy.name, **kw)
 
 
 _FITTER = ContextFitter()

@@ -17,16 +17,21 @@ import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
 
-from .. import embeddings
+from .. import bm25, embeddings
 from .features import UnitFeatures
 from .toin import ToinView
 
 FACTORS = ("recency", "semantic", "toin", "error", "reference")
 DEFAULT_WEIGHTS = {"recency": 0.30, "semantic": 0.25, "toin": 0.10, "error": 0.20, "reference": 0.15}
 QUERY_CHARS = 2000
+BM25_QUERY_CHARS = 1000
 REFERENCES_FOR_FULL_SCORE = 3
-EMBED_BATCH = 32
-EMBED_SECONDS_PER_TEXT = 0.005  # measured ~3 ms/text on 2 cores; used to respect the deadline
+EMBED_BATCH = 16
+EMBED_CHARS = 600  # the start of a unit (what was asked, the head of its output); ~150 word pieces
+# Measured on the project's 2-core machines: ~35 unit texts/s (one torch thread, ~150 word
+# pieces each); short texts go at ~500/s. Used to keep embedding work inside the deadline.
+EMBED_SECONDS_PER_TEXT = 0.03
+DEFAULT_EMBED_BUDGET_S = 1.0  # when the caller gives no deadline
 
 
 @dataclass(frozen=True)
@@ -68,20 +73,29 @@ def _minmax(values: Sequence[float]) -> list[float]:
     return [(v - lo) / (hi - lo) for v in values]
 
 
-def _lexical(query: str, texts: Sequence[str]) -> list[float]:
-    from ..bm25 import bm25_scores
-
-    return list(bm25_scores(query, texts))
+def _lexical(query: str, profiles: Sequence[str]) -> list[float]:
+    """BM25 of each unit's term profile against the task (units without a match score 0)."""
+    scores = [0.0] * len(profiles)
+    for index, score in bm25.rank(profiles, query[:BM25_QUERY_CHARS], limit=len(profiles)):
+        scores[index] = score
+    return scores
 
 
 def _embedded(query: str, texts: Sequence[str], deadline: float | None) -> list[float] | None:
-    """Cosine similarities, or None when the model is not loaded or the deadline would pass."""
+    """Cosine similarities, or None when the model is not loaded or the deadline would pass.
+
+    A long history seen for the first time takes many requests' budgets to embed: each request
+    embeds what fits and caches it, and uses BM25 until every candidate is cached.
+    """
     if not embeddings.ready():
         embeddings.load_in_background()  # the next request gets embeddings; this one gets BM25
         return None
-    missing = [t for t in texts if embeddings.cached(t) is None]
-    if deadline is not None and missing:
-        if time.monotonic() + len(missing) * EMBED_SECONDS_PER_TEXT > deadline:
+    if deadline is None:
+        deadline = time.monotonic() + DEFAULT_EMBED_BUDGET_S
+    texts = [t[:EMBED_CHARS] for t in texts]
+    missing = list(dict.fromkeys(t for t in texts if embeddings.cached(t) is None))
+    if missing:
+        if time.monotonic() + (len(missing) + 1) * EMBED_SECONDS_PER_TEXT > deadline:
             # Embed what fits now so later turns find it cached, and use BM25 for this one.
             for start in range(0, len(missing), EMBED_BATCH):
                 if time.monotonic() + EMBED_BATCH * EMBED_SECONDS_PER_TEXT > deadline:
@@ -137,7 +151,8 @@ def score_units(candidates: Sequence[int], all_feats: Sequence[UnitFeatures], qu
             sims = _embedded(query, texts, deadline)
             method = "embeddings" if sims is not None else method
         if sims is None:
-            sims, method = _lexical(query, texts), "bm25"
+            sims = _lexical(query, [all_feats[pos].profile for pos in candidates])
+            method = "bm25"
         semantic = _minmax(sims)
 
     toin_values = [0.0] * n
