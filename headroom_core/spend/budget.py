@@ -125,39 +125,40 @@ class BudgetGuard:
         return spend, max(0.0, reserved)
 
     def reserve(self, tenant: str, est_usd: float) -> Reservation | Refusal:
+        """Hold `est_usd` (or what is left, if less) in every scope, or refuse.
+
+        Optimistic: add first, then look. Each request reads after its own addition, so the
+        last of any group of concurrent requests sees all the others' holdings (at least as
+        large as they end up) and trims its own to fit: the holdings together never pass the
+        limit. Three storage round trips per scope, one more when trimming.
+        """
         now = self._clock()
         slot = int(now // SLOT_S)
         spend_key, _, end = self._spend_key(now)
-        scopes = self._namespaces(tenant)
+        key = f"reserved:{slot}"
         try:
             self._flush_unsettled(now)
-            for _attempt in range(2):  # a second look if a concurrent request got in between
-                remaining, refusal = self.limit, None
-                for name, ns in scopes:
-                    spend, reserved = self._figures(ns, spend_key, slot)
-                    left = self.limit - spend - reserved
-                    if left <= _EPS:
-                        refusal = self._refusal(name, spend, reserved, now, end)
-                        break
-                    remaining = min(remaining, left)
-                if refusal is not None:
-                    return refusal
-                amount = max(0.0, min(est_usd, remaining))
-                taken: list[str] = []
-                over = None
-                for name, ns in scopes:
-                    taken.append(ns)
-                    current = self.storage.incr_float(ns, f"reserved:{slot}", amount, ttl=3 * SLOT_S)
-                    spend = _float(self.storage.get(ns, spend_key))
-                    reserved = max(0.0, current + _float(self.storage.get(ns, f"reserved:{slot - 1}")))
-                    if spend + reserved > self.limit + _EPS:
-                        over = (name, spend, reserved - amount)
-                        break
-                if over is None:
-                    return Reservation(tenant, amount, tuple(taken), slot)
-                for ns in taken:
-                    self.storage.incr_float(ns, f"reserved:{slot}", -amount, ttl=3 * SLOT_S)
-            return self._refusal(*over, now, end)
+            amount = max(0.0, est_usd)
+            held: list[tuple[str, float]] = []
+            for name, ns in self._namespaces(tenant):
+                current = self.storage.incr_float(ns, key, amount, ttl=3 * SLOT_S)
+                held.append((ns, amount))
+                spend = _float(self.storage.get(ns, spend_key))
+                reserved = max(0.0, current + _float(self.storage.get(ns, f"reserved:{slot - 1}")))
+                over = spend + reserved - self.limit
+                if over > _EPS or spend >= self.limit - _EPS:
+                    room = amount - over if spend < self.limit - _EPS else 0.0
+                    if room <= _EPS:
+                        for h_ns, h_amount in held:
+                            self.storage.incr_float(h_ns, key, -h_amount, ttl=3 * SLOT_S)
+                        return self._refusal(name, spend, reserved - amount, now, end)
+                    self.storage.incr_float(ns, key, room - amount, ttl=3 * SLOT_S)
+                    held[-1] = (ns, room)
+                    amount = room
+            for h_ns, h_amount in held[:-1]:  # an earlier scope may hold more than a later allowed
+                if h_amount > amount + _EPS:
+                    self.storage.incr_float(h_ns, key, amount - h_amount, ttl=3 * SLOT_S)
+            return Reservation(tenant, amount, tuple(ns for ns, _ in held), slot)
         except StorageError as e:
             if self.fail_open:
                 log.warning("budget storage unavailable, admitting unchecked (fail open): %s", e)

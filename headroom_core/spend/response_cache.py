@@ -35,6 +35,7 @@ NS = "cache"  # the tenant is inside the key's hash, so one namespace serves eve
 _META = "cache-meta"
 _IGNORED_TOP_LEVEL = frozenset({"stream", "stream_options"})
 _KEY_VERSION = b"headroom-cache-v2"
+_SEQ_REFRESH_S = 1.0  # how stale this process's view of the ring position may be
 
 # What a successful final answer looks like, per format.
 _ANTHROPIC_FINAL = frozenset({"end_turn", "stop_sequence", "max_tokens"})
@@ -166,6 +167,10 @@ class ResponseCache:
         self.ttl = ttl
         self.max_entries = max_entries
         self._clock = clock
+        # The ring's newest sequence number as this process last saw it, and when it read it:
+        # the age test on a hit uses this instead of a storage round trip every time.
+        self._seq_seen = 0
+        self._seq_read_at = float("-inf")
 
     def lookup(self, key: str) -> CachedResponse | None:
         try:
@@ -197,6 +202,7 @@ class ResponseCache:
     def _put(self, key: str, resp: CachedResponse) -> None:
         ttl = self._remaining_ttl(resp)
         seq = int(self.storage.incr_float(_META, "seq", 1.0))
+        self._seq_seen = max(self._seq_seen, seq)
         slot = str(seq % self.max_entries)
         previous = self.storage.get(_META, "slot:" + slot)
         self.storage.set(NS, key, _encode(resp, seq), ttl=ttl)
@@ -213,6 +219,11 @@ class ResponseCache:
             self.storage.delete(NS, key)
 
     def _refresh_if_old(self, key: str, resp: CachedResponse, seq: int) -> None:
-        current = self.storage.get(_META, "seq")
-        if current is not None and int(float(current)) - seq > self.max_entries // 2:
+        now = time.monotonic()
+        if now - self._seq_read_at >= _SEQ_REFRESH_S:  # other instances store too
+            current = self.storage.get(_META, "seq")
+            self._seq_read_at = now
+            if current is not None:
+                self._seq_seen = max(self._seq_seen, int(float(current)))
+        if self._seq_seen - seq > self.max_entries // 2:
             self._put(key, resp)

@@ -216,3 +216,11 @@ def test_bad_configuration_is_rejected():
         guard(MemoryStorage(), Clock("2025-01-01T00:00:00"), period="weekly")
     with pytest.raises(ValueError):
         guard(MemoryStorage(), Clock("2025-01-01T00:00:00"), scope="team")
+
+
+def test_zero_estimate_is_refused_once_spend_reaches_the_limit():
+    clock = Clock("2025-06-01T12:00:00")
+    g = guard(MemoryStorage(clock=clock), clock, limit=1.0)
+    assert isinstance(g.reserve("t", 0.0), Reservation)
+    g.settle(g.reserve("t", 1.0), 1.0)
+    assert isinstance(g.reserve("t", 0.0), Refusal)
