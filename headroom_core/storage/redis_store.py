@@ -108,6 +108,9 @@ class RedisStorage(Storage):
         return self._run("get", lambda: self._r.get(self._k(ns, key)))
 
     def set(self, ns: str, key: str, value: bytes, ttl: float | None = None) -> None:
+        if ttl is not None and ttl <= 0:  # already expired, as in the other backends
+            self.delete(ns, key)
+            return
         px = _ms(ttl)
         self._run("set", lambda: self._r.set(self._k(ns, key), bytes(value), px=px or None))
 

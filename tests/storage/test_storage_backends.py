@@ -213,3 +213,10 @@ def test_disk_lock_held_by_a_stuck_process_is_a_storage_error_not_a_hang(tmp_pat
         proc.kill()
         proc.wait()
     assert s.incr_float("ns", "c", 1.0) == 1.0  # the lock died with its holder
+
+
+def test_zero_ttl_is_already_expired(store):
+    store.set("ns", "k", b"old")
+    store.set("ns", "k", b"v", ttl=0)
+    time.sleep(0.01)
+    assert store.get("ns", "k") is None
