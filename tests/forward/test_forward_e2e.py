@@ -106,13 +106,17 @@ def test_provider_host_is_intercepted_and_accounted(world, proxy):
                and f.request.path == "/v1/messages"]
     assert flow.request.host == "localhost" and flow.request.port == world.provider.port
     assert flow.client_conn.proxy_mode.type_name == "regular"
+    assert flow.metadata["headroom_forward"] == "intercepted"
     meta = flow.metadata["headroom"]
-    assert meta["provider"] == "anthropic"
-    assert meta["tokens_before"] > 0
+    assert (meta["provider"], meta["endpoint"]) == ("anthropic", "anthropic.messages")
     # what reached the provider is what headroom says it sent
     assert received == flow.request.get_content()
     assert len(received) <= len(sent)
-    if meta["tokens_after"] < meta["tokens_before"]:
+    # accounted: the request's console line (provider, model, tokens, status)
+    lines = [ln for ln in proxy.process.log.read_text().splitlines()
+             if ln.startswith("anthropic  claude-sonnet-4-5  ")]
+    assert len(lines) == 1 and "  200  " in lines[0] and " tok" in lines[0]
+    if meta.get("tokens_after", 0) and meta["tokens_after"] < meta["tokens_before"]:
         assert flow.comment.startswith("-") and flow.marked
         assert flow.metadata["headroom_original"] == sent
 
