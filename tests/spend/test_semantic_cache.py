@@ -54,6 +54,7 @@ def test_single_turn_detection(endpoint, doc, text):
 
 
 def _setup(threshold=0.8):
+    pytest.importorskip("numpy")  # part of the semantic extra
     cache = ResponseCache(MemoryStorage(), ttl=3600, max_entries=100)
     return cache, SemanticCache(cache, threshold, embed=bag_of_words)
 
@@ -90,6 +91,7 @@ def test_multi_turn_requests_never_take_part():
 
 
 def test_bucket_keeps_the_newest_questions():
+    pytest.importorskip("numpy")
     cache = ResponseCache(MemoryStorage(), ttl=3600, max_entries=100)
     sem = SemanticCache(cache, 0.99, embed=bag_of_words, per_context=2)
     for q in ("alpha beta", "gamma delta", "epsilon zeta"):
@@ -99,6 +101,7 @@ def test_bucket_keeps_the_newest_questions():
 
 
 def test_embedding_failure_is_a_miss():
+    pytest.importorskip("numpy")
     cache = ResponseCache(MemoryStorage(), ttl=3600, max_entries=100)
     ok = SemanticCache(cache, 0.8, embed=bag_of_words)
     _answer(cache, ok, chat("what is the capital of france"))
