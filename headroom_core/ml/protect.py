@@ -24,8 +24,9 @@ from typing import Sequence
 PLACEHOLDER = "[NEW0]"
 
 # Line breaks with surrounding blanks, plus what opens the next line when it shapes the document:
-# a whole table row, or a heading, bullet, numbered-item or quote marker.
-_LINE_OPENER = r"(?:\|[^\n]*|(?:#{1,6}|[-*+>]|\d{1,3}[.)])[ \t]+)"
+# a whole table row or heading (short, and what a reader navigates by), or a bullet,
+# numbered-item or quote marker.
+_LINE_OPENER = r"(?:\|[^\n]*|#{1,6}[ \t][^\n]*|(?:[-*+>]|\d{1,3}[.)])[ \t]+)"
 _STRUCTURE = (
     rf"[ \t]*\n\s*{_LINE_OPENER}?"          # a line break and what opens the next line
     rf"|\A\s*{_LINE_OPENER}"                # the same at the very start of the text
