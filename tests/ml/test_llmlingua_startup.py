@@ -96,3 +96,15 @@ def test_missing_package_in_a_fresh_process():
     assert (out["level"], out["text"]) == ("warning", MISSING)
     assert out["ready"] is False and "not installed" in out["error"]
     assert out["result"] is None
+
+
+@pytest.mark.ml
+def test_explicit_device_torch_cannot_see_is_reported():
+    if not lingua.is_installed():
+        pytest.skip("the llmlingua extra is not installed")
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has CUDA")
+    level, text = lingua.startup_message(Settings(llmlingua=True, llmlingua_device="cuda"))
+    assert level == "warning" and "no CUDA device" in text
