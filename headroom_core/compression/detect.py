@@ -11,6 +11,7 @@ import re
 
 from .base import ContentKind
 from .jsonscan import parse_json
+from .severity import has_level_word
 
 JSON = ContentKind("json")
 DIFF = ContentKind("diff")
@@ -123,8 +124,8 @@ def _is_table(lines: list[str]) -> bool:
 
 
 def _log_share(lines: list[str]) -> float:
-    hits = sum(1 for line in lines if _TS_START_RE.match(line) or _LEVEL_RE.search(line, 0, 96)
-               or _RUNNER_RE.match(line))
+    hits = sum(1 for line in lines if _TS_START_RE.match(line) or _RUNNER_RE.match(line)
+               or (has_level_word(line[:96]) and _LEVEL_RE.search(line, 0, 96)))
     return hits / len(lines)
 
 

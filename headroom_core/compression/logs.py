@@ -10,6 +10,7 @@ problems are never hidden.
 
 from __future__ import annotations
 
+import bisect
 import re
 from collections import Counter
 
@@ -25,6 +26,7 @@ _BLOCK_END_RE = re.compile(
     r"^(?:_{3,} .+ _{3,}|---- .+ ----|\s*● .+|--- (?:FAIL|PASS): .+|={3,}.*|failures:|test result: .*"
     r"|Test Suites: .*|FAIL\s.*|ok\s.*|PASS\s.*)$")
 _BLOCK_CAP = 150
+_PER_KEY_LIMIT = 1500  # distinct templates above which problem lines are found by text scan
 
 
 def _keep_block(lines: list[str], start: int, kept: list[bool]) -> int:
@@ -46,12 +48,23 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     if len(keys) != n:  # a lone surrogate or similar broke the alignment; leave it alone
         return None
     counts = Counter(keys)
+    starts = line_starts(lines)
+    # Severity is read once per template, from its first line. When nearly every line is its
+    # own template, only lines holding a problem hint (one text scan per hint) are read.
     first_at: dict[bytes, int] = {}
     for i, key in enumerate(keys):
         if key not in first_at:
             first_at[key] = i
-    sev_of = {key: sv.severity(lines[i]) for key, i in first_at.items()}
+    if len(first_at) > _PER_KEY_LIMIT:
+        hinted = sorted({bisect.bisect_right(starts, off) - 1 for off in sv.candidate_offsets(text)})
+        reps: dict[bytes, int] = {}
+        for i in hinted:
+            reps.setdefault(keys[i], i)
+    else:
+        reps = first_at
+    sev_of: dict[bytes, int] = {key: sv.severity(lines[i]) for key, i in reps.items()}
     problem_keys = {k for k, s in sev_of.items() if s > sv.NORMAL}
+    trace_keys = {k for k, i in reps.items() if k not in problem_keys and sv.starts_trace(lines[i])}
 
     kept = [False] * n
     head, tail = (3, 2) if ctx.harder else (5, 5)
@@ -61,18 +74,27 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     for i in range(max(0, n - tail), n):
         kept[i] = True
 
+    # Problems written in digits (HTTP 5xx, exit codes, "3 failed") share their key with
+    # healthy lines, so they are found by a text scan and counted under their own group.
+    line_level: dict[int, int] = {}
+    for offset, level in sv.numeric_problem_offsets(text):
+        i = bisect.bisect_right(starts, offset) - 1
+        line_level[i] = max(level, line_level.get(i, 0))
+    problem_lines = sorted(set(i for i, k in enumerate(keys) if k in problem_keys) | set(line_level)) \
+        if problem_keys or line_level else []
+
     # Problem lines: a template seen at most `repeat_cap` times keeps every line; a template
     # repeated more keeps its first three and last two (the rest are counted in the markers).
     repeat_cap = 12 if ctx.harder else 25
-    seen: Counter[bytes] = Counter()
-    problem_lines = [i for i, k in enumerate(keys) if k in problem_keys] if problem_keys else []
-    for i in problem_lines:
-        key = keys[i]
-        seen[key] += 1
-        total = counts[key]
-        if total > repeat_cap and 3 < seen[key] <= total - 2:
+    group = [(keys[i], line_level.get(i, 0)) for i in problem_lines]
+    totals = Counter(group)
+    seen: Counter[tuple[bytes, int]] = Counter()
+    for i, g in zip(problem_lines, group):
+        seen[g] += 1
+        total = totals[g]
+        if total > repeat_cap and 3 < seen[g] <= total - 2:
             continue
-        level = sev_of[key]
+        level = max(sev_of.get(keys[i], 0), line_level.get(i, 0))
         ctx_before, ctx_after = (before, after) if level >= sv.ERROR else (0, 0)
         for k in range(max(0, i - ctx_before), min(n, i + ctx_after + 1)):
             kept[k] = True
@@ -86,17 +108,18 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
 
     # Exception lines whose template is not itself a problem (an indented traceback logged at
     # INFO, a bare "Traceback" line) still start a kept trace.
-    for key, i in first_at.items():
-        if key not in problem_keys and sv.starts_trace(lines[i]) and lines[i].strip():
-            for k in range(max(0, i - before), sv.trace_end(lines, i)):
-                kept[k] = True
+    if trace_keys:
+        for i in (i for i, k in enumerate(keys) if k in trace_keys):
+            if lines[i].strip():
+                for k in range(max(0, i - before), sv.trace_end(lines, i)):
+                    kept[k] = True
 
-    starts = line_starts(lines)
     for i in query_line_hits(text, lines, starts, ctx.query):
         kept[i] = True
 
     # One-off lines (start-up banners, config, shutdown) say a lot when there are few of them.
-    singles = [i for key, i in first_at.items() if counts[key] == 1 and not kept[i]]
+    singles = [i for i, key in enumerate(keys) if counts[key] == 1 and not kept[i]] \
+        if len(counts) <= n // 2 else []
     if len(singles) <= (10 if ctx.harder else 30) and len(singles) * 20 <= n:
         for i in singles:
             kept[i] = True
