@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .content_decoding import StreamDecoder
 from .sse import SSEEvent, SSEParser
@@ -125,6 +125,8 @@ class StreamTap:
         self._finished = False
         self._parser = SSEParser()
         self._decoder: StreamDecoder | None = None
+        # Others that want the parsed events (cache fill): called after our own reading.
+        self.observers: list[Callable[[SSEEvent], None]] = []
         try:
             provider = Endpoint(endpoint).provider
             self._decoder = StreamDecoder(content_encoding)
@@ -172,6 +174,8 @@ class StreamTap:
     def _handle(self, event: SSEEvent) -> None:
         self.events += 1
         self._on_event(event)
+        for observe in self.observers:
+            observe(event)
 
     # --- Anthropic ---
 
