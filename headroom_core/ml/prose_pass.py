@@ -21,20 +21,18 @@ import hashlib
 import re
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable
+from typing import Any, Callable
 
 from ..ccr import CCRError, CCRStore, content_hash, marker_hash
 from ..compression.detect import detect_kind
 from ..compression.engine import CompressionConfig, TransformRecord
 from ..compression.markers import has_marker, make_marker
 from ..compression.policy import tool_verdict
+from ..records import TransformSummary
 from ..storage.base import Storage, StorageError
 from ..tokens import count_text
 from ..wire.common import ProviderRequest, ToolOutput
 from .llmlingua import LLMLinguaService
-
-if TYPE_CHECKING:
-    from ..records import TransformSummary
 
 PROSE_KINDS = frozenset({"text"})
 CODE_KIND = "code"
@@ -68,9 +66,7 @@ class ProseRecord:
                                self.hash, self.message_index, self.target,
                                max(0, self.tokens_before - self.tokens_after), "tokens")
 
-    def summary(self) -> "TransformSummary":
-        from ..records import TransformSummary
-
+    def summary(self) -> TransformSummary:
         return TransformSummary("llmlingua", self.tokens_before, self.tokens_after)
 
 
