@@ -78,8 +78,9 @@ def test_mitmweb_shows_the_optimised_flow_and_its_comment(tmp_path):
     # mitmweb 12 asks for a token (?token=); 11 has no such option and ignores the parameter.
     auth = ["--", "--set", f"web_password={token}"] if MITMPROXY_MAJOR >= 12 else []
     with FakeProvider() as provider:
-        port, web_port = free_port(), free_port()
+        port, web_port, forward_port = free_port(), free_port(), free_port()
         web = Process([HEADROOM, "web", "--no-browser", "--port", str(port),
+                       "--forward", "--forward-port", str(forward_port),
                        "--web-port", str(web_port), "--anthropic-api-url", provider.url,
                        "--data-dir", str(tmp_path / "data"), "--min-tokens", "50", "--no-cache",
                        *auth],
@@ -102,6 +103,11 @@ def test_mitmweb_shows_the_optimised_flow_and_its_comment(tmp_path):
             assert len(forwarded) < len(agent_request())  # headroom optimised it
             assert comment.startswith("-") and "→" in comment and " tok" in comment
             assert flow["marked"]
+
+            # the UI's own port is refused through the proxy
+            with httpx.Client(proxy=f"http://127.0.0.1:{forward_port}", trust_env=False) as c:
+                refused = c.get(f"{api}/flows", params={"token": token}, timeout=10)
+            assert refused.status_code == 403 and b"web UI" in refused.content
 
             outputs = {}
             for tab in ("request", "comment"):
