@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import re
 from dataclasses import dataclass, field
@@ -23,6 +24,7 @@ from .answers import Answer, OriginalStore, answer_call
 from .common import Next, RoundFacts, TurnOutcome, next_step
 from .conversation import ConversationStore
 from .dialects import DIALECTS, Dialect, Splicer
+from .tool import TOOL_NAME
 
 logger = logging.getLogger("headroom")
 
@@ -116,8 +118,19 @@ class Turn:
 def error_message(status: int, body: bytes) -> str:
     """A short, key-free description of a failed continuation."""
     text = body[:300].decode("utf-8", "replace").replace("\n", " ")
+    text = text.replace(TOOL_NAME, "retrieval tool")  # the client never hears of it
     where = f"upstream {status}" if status else "upstream unreachable"
-    return f"headroom: the continuation after headroom_retrieve failed: {where}: {text}"
+    return f"headroom: a follow-up call to the provider failed ({where}): {text}"
+
+
+def error_type(body: bytes, default: str) -> str:
+    """The provider's own error type when its body names one (overloaded_error, ...)."""
+    try:
+        err = json.loads(body).get("error")
+    except (ValueError, AttributeError):
+        return default
+    kind = err.get("type") if isinstance(err, dict) else None
+    return kind if isinstance(kind, str) and kind else default
 
 
 # --- non-streamed ---------------------------------------------------------------------------
@@ -281,7 +294,7 @@ async def streamed_turn(turn: Turn, first: UpstreamReply, open_upstream: OpenUps
                 data = await reply.aread()
                 turn.outcome.error = f"continuation answered {reply.status}"
                 await stream.send(splicer.fail(reply.status, error_message(reply.status, data),
-                                               dialect.error_type))
+                                               error_type(data, dialect.error_type)))
                 return
     except BaseException:
         for task in closing:

@@ -173,6 +173,10 @@ class Relay:
                 conn.start_next_cycle()
         except (ConnectionError, h11.ProtocolError, asyncio.IncompleteReadError):
             return
+        except asyncio.CancelledError:
+            # The relay is closing. Ending quietly: asyncio's stream server logs an error for
+            # a connection task that ends cancelled.
+            return
         finally:
             writer.close()
 
