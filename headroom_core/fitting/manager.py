@@ -163,7 +163,8 @@ class ContextFitter:
         now = time.monotonic()
         if hit is not None and now - hit[1] < CCR_REFRESH_S:
             return hit[0]
-        digest = ccr.put(tenant, transcript(conv, dropped), kind=CONTEXT_KIND)
+        store = getattr(ccr, "ensure", None) or ccr.put  # ensure: no rewrite of a fresh entry
+        digest = store(tenant, transcript(conv, dropped), kind=CONTEXT_KIND)
         self._puts.put(key, (digest, now))
         return digest
 
@@ -262,10 +263,13 @@ class ContextFitter:
 
     @staticmethod
     def _query(units: Sequence[Unit], feats: Sequence[UnitFeatures]) -> str:
-        """The current task: the newest turns first, then the first user message."""
-        recent = [f.text for u, f in zip(reversed(units), reversed(feats)) if u.protected == "recent"]
+        """The current task: the newest human exchanges, the first user message, then the
+        newest tool steps (deep in an agent loop the first message is usually the task)."""
+        recent = [(u, f.text) for u, f in zip(reversed(units), reversed(feats)) if u.protected == "recent"]
         first = [f.text for u, f in zip(units, feats) if u.protected == "first_user"]
-        return build_query(recent + first)
+        said = [text for u, text in recent if u.kind == "exchange"]
+        done = [text for u, text in recent if u.kind != "exchange"]
+        return build_query(said + first + done)
 
 
 class _Work:

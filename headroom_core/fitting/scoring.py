@@ -26,6 +26,7 @@ DEFAULT_WEIGHTS = {"recency": 0.30, "semantic": 0.25, "toin": 0.10, "error": 0.2
 QUERY_CHARS = 2000
 BM25_QUERY_CHARS = 1000
 REFERENCES_FOR_FULL_SCORE = 3
+REFERENCE_MAX_SHARE = 0.05
 EMBED_BATCH = 16
 EMBED_CHARS = 600  # the start of a unit (what was asked, the head of its output); ~150 word pieces
 # Measured on the project's 2-core machines: ~35 unit texts/s (one torch thread, ~150 word
@@ -121,14 +122,22 @@ def build_query(parts: Sequence[str]) -> str:
 
 
 def reference_scores(candidates: Sequence[int], all_feats: Sequence[UnitFeatures]) -> list[float]:
-    """Per candidate: how many of its identifiers a later unit mentions, scaled to [0, 1]."""
+    """Per candidate: how many of its specific identifiers a later unit mentions, in [0, 1].
+
+    An identifier found in many units (a common name, a shared directory) says nothing about
+    one of them: only those in at most REFERENCE_MAX_SHARE of the units (at least 3) count.
+    """
     last_seen: dict[str, int] = {}
+    seen_in: dict[str, int] = {}
     for pos, feats in enumerate(all_feats):
         for ident in feats.identifiers:
             last_seen[ident] = pos
+            seen_in[ident] = seen_in.get(ident, 0) + 1
+    common = max(3, int(len(all_feats) * REFERENCE_MAX_SHARE))
     out = []
     for pos in candidates:
-        hits = sum(1 for ident in all_feats[pos].identifiers if last_seen[ident] > pos)
+        hits = sum(1 for ident in all_feats[pos].identifiers
+                   if last_seen[ident] > pos and seen_in[ident] <= common)
         out.append(min(1.0, hits / REFERENCES_FOR_FULL_SCORE))
     return out
 

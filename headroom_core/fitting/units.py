@@ -213,8 +213,8 @@ def _openai_cuts(infos: list[_Info]) -> list[int]:
             cuts.append(i)
         elif cur.role == "user" and prev.role != "user":
             cuts.append(i)
-        elif cur.role == "assistant" and prev.role != "user":
-            cuts.append(i)
+        elif cur.role == "assistant" and (prev.role != "user" or cur.calls or cur.glue_next):
+            cuts.append(i)  # a reply joins the user message it answers; a tool step stands alone
     return cuts
 
 

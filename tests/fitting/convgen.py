@@ -38,14 +38,14 @@ SYSTEM = ("You are a coding agent working in a Python repository. Use the tools 
           "search the code and run the tests. Keep answers short.")
 TASK = "The HTTP header parser drops continuation lines. Find the bug in the parser and fix it."
 
-_WORDS = ("request response header parser token buffer stream value field line chunk encode "
+_WORDS = ("invoice ledger widget account token buffer stream value field order chunk encode "
           "decode cache retry timeout socket client server config option module handler").split()
 
 
-def _code(rng: random.Random, module: str, lines: int) -> str:
+def _code(rng: random.Random, module: str, lines: int, n: int) -> str:
     out = [f'"""{module}: {" ".join(rng.sample(_WORDS, 6))}."""', "import re", ""]
     while len(out) < lines:
-        name = f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}_{rng.randrange(100)}"
+        name = f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}_{n}_{len(out)}"
         out.append(f"def {name}(value, {rng.choice(_WORDS)}=None):")
         out.append(f"    # {' '.join(rng.sample(_WORDS, 8))}")
         for _ in range(rng.randrange(3, 8)):
@@ -56,17 +56,17 @@ def _code(rng: random.Random, module: str, lines: int) -> str:
     return "\n".join(out[:lines])
 
 
-def _grep(rng: random.Random, term: str, hits: int) -> str:
+def _grep(rng: random.Random, term: str, hits: int, n: int) -> str:
     return "\n".join(
-        f"src/{rng.choice(_WORDS)}/{rng.choice(_WORDS)}_{rng.randrange(50)}.py:{rng.randrange(1, 900)}:"
+        f"src/{rng.choice(_WORDS)}/{rng.choice(_WORDS)}_{n}_{i}.py:{rng.randrange(1, 900)}:"
         f"    {rng.choice(_WORDS)} = {term}({rng.choice(_WORDS)}, {rng.randrange(100)})"
-        for _ in range(hits))
+        for i in range(hits))
 
 
-def _tests_passed(rng: random.Random, n: int) -> str:
-    lines = [f"tests/test_{rng.choice(_WORDS)}_{i}.py::test_{rng.choice(_WORDS)}_{rng.choice(_WORDS)} PASSED"
-             for i in range(n)]
-    return "\n".join(lines + [f"==== {n} passed in {rng.randrange(1, 9)}.{rng.randrange(10, 99)}s ===="])
+def _tests_passed(rng: random.Random, count: int, n: int) -> str:
+    lines = [f"tests/test_{rng.choice(_WORDS)}_{n}.py::test_{rng.choice(_WORDS)}_{rng.choice(_WORDS)}_{i} PASSED"
+             for i in range(count)]
+    return "\n".join(lines + [f"==== {count} passed in {rng.randrange(1, 9)}.{rng.randrange(10, 99)}s ===="])
 
 
 def traceback_output(test: str, path: str) -> str:
@@ -82,14 +82,14 @@ def tool_round(rng: random.Random, n: int, size: int = 60) -> Round:
     choice = n % 4
     if choice == 0:
         path = f"src/{rng.choice(_WORDS)}/{rng.choice(_WORDS)}_{n}.py"
-        return Round("tool", f"Let me read {path}.", _code(rng, path, size), "read_file", {"path": path})
+        return Round("tool", f"Let me read {path}.", _code(rng, path, size, n), "read_file", {"path": path})
     if choice == 1:
-        term = f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}"
-        return Round("tool", f"Searching for {term}.", _grep(rng, term, size // 2), "grep", {"pattern": term})
+        term = f"{rng.choice(_WORDS)}_{rng.choice(_WORDS)}_{n}"
+        return Round("tool", f"Searching for {term}.", _grep(rng, term, size // 2, n), "grep", {"pattern": term})
     if choice == 2:
-        return Round("tool", "Running the test suite.", _tests_passed(rng, size // 2), "run_tests",
+        return Round("tool", "Running the test suite.", _tests_passed(rng, size // 2, n), "run_tests",
                      {"path": "tests/"})
-    path = f"src/{rng.choice(_WORDS)}"
+    path = f"src/{rng.choice(_WORDS)}_{n}"
     listing = "\n".join(f"{path}/{rng.choice(_WORDS)}_{i}.py" for i in range(size // 2))
     return Round("tool", f"Listing {path}.", listing, "list_dir", {"path": path})
 

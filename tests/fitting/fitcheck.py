@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
+from headroom_core import tokens
 from headroom_core.wire.common import Endpoint
 
 
@@ -65,6 +66,12 @@ CHECK = {Endpoint.ANTHROPIC_MESSAGES: check_anthropic, Endpoint.OPENAI_CHAT: che
 
 def check_valid(doc: dict, endpoint: Endpoint) -> None:
     CHECK[endpoint](conversation(doc, endpoint))
+
+
+def plain_text(doc: dict, endpoint: Endpoint) -> str:
+    """Every string of the conversation as the model reads it (not JSON-escaped)."""
+    key = "input" if endpoint is Endpoint.OPENAI_RESPONSES else "messages"
+    return "\n".join(tokens.request_texts({key: doc[key]}, endpoint))
 
 
 def dump(value) -> str:
