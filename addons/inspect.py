@@ -27,6 +27,7 @@ logger = logging.getLogger(__name__)
 
 SUMMARY_KEY = "headroom"  # written by the optimiser (addons/headroom.py)
 ORIGINAL_KEY = "headroom_original"  # bytes: the client's body, recent flows only
+FORWARD_KEY = "headroom_forward"  # set by addons/forward.py: "intercepted" | "passthrough"
 MARK = ":scissors:"
 KEEP_ORIGINALS = 200  # flows whose original body is kept...
 KEEP_ORIGINAL_BYTES = 64 << 20  # ...and at most this many bytes of them
@@ -247,8 +248,7 @@ else:  # mitmproxy 11
 
 def aimed_at_web_ui(flow: http.HTTPFlow) -> bool:
     """True when mitmweb runs and the request targets its own UI port on this machine."""
-    port = getattr(ctx.options, "web_port", None) if "web_port" in ctx.options else None
-    if port is None or flow.request.port != port:
+    if "web_port" not in ctx.options or flow.request.port != ctx.options.web_port:
         return False
     host = flow.request.host.lower()
     return host in LOOPBACK or host == str(getattr(ctx.options, "web_host", "")).lower()
@@ -270,6 +270,11 @@ class CaptureOriginal:
         self._bytes = 0
         self._views: list[Any] = []
 
+    @property
+    def kept_bytes(self) -> int:
+        """Bytes of originals currently kept (bounded by `keep_bytes`)."""
+        return self._bytes
+
     def load(self, loader: Any) -> None:
         self._views = register_views()
 
@@ -288,13 +293,18 @@ class CaptureOriginal:
     def request(self, flow: http.HTTPFlow) -> None:
         if flow.response or flow.error or not flow.live:
             return
+        if flow.request.method != "POST" or flow.metadata.get(FORWARD_KEY) == "passthrough":
+            return  # headroom changes only provider POSTs; forward traffic to others is not ours
         body = flow.request.get_content(strict=False)
-        if not body or flow.request.method != "POST":
+        if not body:
             return
         flow.metadata[ORIGINAL_KEY] = body  # same object as the flow's: no copy until changed
         self._remember(flow, len(body))
 
     def _remember(self, flow: http.HTTPFlow, size: int) -> None:
+        previous = self._kept.pop(flow.id, None)  # a replayed flow is captured again
+        if previous:
+            self._bytes -= previous[1]
         self._kept[flow.id] = (weakref.ref(flow), size)
         self._bytes += size
         while self._kept and (len(self._kept) > self.keep or self._bytes > self.keep_bytes):

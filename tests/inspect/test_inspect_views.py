@@ -229,3 +229,18 @@ def test_diff_is_the_default_view_of_a_changed_request_only(addons):
     unchanged = run_flow(*addons, changed=False)
     auto = render("auto", unchanged)
     assert "headroom" not in auto and '"tool_result"' in auto  # mitmproxy's own JSON view
+
+
+def test_forward_passthrough_and_replayed_flows(addons):
+    capture, _ = addons
+    other = tflow.tflow()
+    other.request.method = "POST"
+    other.metadata[hinspect.FORWARD_KEY] = "passthrough"  # another host through forward mode
+    capture.request(other)
+    assert hinspect.ORIGINAL_KEY not in other.metadata
+    flow = tflow.tflow()
+    flow.request.method = "POST"
+    flow.request.content = body(TOOL_OUTPUT)
+    capture.request(flow)
+    capture.request(flow)  # replay: counted once
+    assert capture.kept_bytes == len(body(TOOL_OUTPUT))
