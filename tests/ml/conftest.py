@@ -50,14 +50,18 @@ def tiny_model_dir(tmp_path_factory, ml_installed) -> Path:
 
 @pytest.fixture(scope="session")
 def lingua_service(tiny_model_dir):
+    import torch
+
     from headroom_core.ml.llmlingua import LLMLinguaService
 
+    threads = torch.get_num_threads()  # the service leaves a core to the loop; undo it after
     service = LLMLinguaService(str(tiny_model_dir), "auto", 0.3)
     service.start_loading()
     assert service.wait_loaded(180), "the tiny model did not load within 180 s"
     assert service.ready, service.load_error
     yield service
     service.close()
+    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="session")
