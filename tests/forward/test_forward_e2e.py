@@ -9,6 +9,7 @@ through what `headroom certs` prints.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import ssl
 import subprocess
@@ -156,19 +157,26 @@ CLIENT = textwrap.dedent("""
 """)
 
 
-def test_pasted_certs_output_makes_clients_trust_the_proxy(world, proxy, tmp_path):
+def pasted(proxy: Proxy) -> str:
+    """What `headroom certs` prints for this proxy (run as a user would run it)."""
     printed = subprocess.run([HEADROOM, "certs", "--data-dir", str(proxy.data_dir),
                               "--forward-port", str(proxy.forward_port)],
                              capture_output=True, text=True, env=clean_env(), check=True).stdout
-    ca = certs.ca_info(proxy.data_dir / "certs")
-    assert ca.sha256 in printed
+    assert certs.ca_info(proxy.data_dir / "certs").sha256 in printed
+    return printed
+
+
+def run_pasted(printed: str, command: str) -> subprocess.CompletedProcess:
+    """Exactly what a person does: paste the printed lines into a shell, then run the tool."""
+    return subprocess.run(["bash", "-c", printed + "\n" + command], capture_output=True,
+                          text=True, env=clean_env(), timeout=60)
+
+
+def test_pasted_certs_output_makes_python_clients_trust_the_proxy(world, proxy, tmp_path):
     script = tmp_path / "client.py"
     script.write_text(CLIENT)
     url = f"https://localhost:{world.provider.port}/v1/chat/completions"
-    # Exactly what a person does: paste the printed lines into a shell, then run the tool.
-    shell = printed + f"\nexec {sys.executable} {script} {url}\n"
-    done = subprocess.run(["bash", "-c", shell], capture_output=True, text=True,
-                          env=clean_env(), timeout=60)
+    done = run_pasted(pasted(proxy), f"exec {sys.executable} {script} {url}")
     assert done.returncode == 0, done.stderr
     assert done.stdout.split("\n")[:2] == ["urllib 200 chat.completion", "httpx 200 chat.completion"]
     # and without those lines the same client does not trust the proxy's certificate
@@ -176,6 +184,49 @@ def test_pasted_certs_output_makes_clients_trust_the_proxy(world, proxy, tmp_pat
                           env=clean_env(https_proxy=f"http://127.0.0.1:{proxy.forward_port}"),
                           timeout=60)
     assert bare.returncode != 0 and "CERTIFICATE_VERIFY_FAILED" in bare.stderr
+
+
+CHAT = json.dumps({"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}]})
+
+
+@pytest.mark.skipif(not shutil.which("curl"), reason="curl is not installed")
+def test_pasted_certs_output_makes_curl_trust_the_proxy(world, proxy):
+    url = f"https://localhost:{world.provider.port}/v1/chat/completions"
+    curl = f"curl -sS -X POST -H 'content-type: application/json' -d '{CHAT}' {url}"
+    done = run_pasted(pasted(proxy), curl)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["object"] == "chat.completion"
+    assert run_pasted("", f"https_proxy=http://127.0.0.1:{proxy.forward_port} {curl}").returncode == 60
+
+
+# Node 20 has no HTTPS_PROXY support of its own: open the CONNECT tunnel by hand, then let
+# tls.connect verify the certificate against Node's roots plus NODE_EXTRA_CA_CERTS.
+NODE_CLIENT = r"""
+const http = require('http'), tls = require('tls');
+const proxy = new URL(process.env.HTTPS_PROXY), [host, port, body] = process.argv.slice(2);
+http.request({host: proxy.hostname, port: proxy.port, method: 'CONNECT', path: `${host}:${port}`})
+  .on('connect', (res, socket) => {
+    const s = tls.connect({socket, servername: host}, () => s.write(
+      `POST /v1/chat/completions HTTP/1.1\r\nHost: ${host}:${port}\r\n` +
+      `content-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\n` +
+      `connection: close\r\n\r\n${body}`));
+    let out = '';
+    s.on('data', d => out += d).on('end', () => console.log('node', out.split('\r\n')[0]));
+    s.on('error', e => { console.error(e.code || e.message); process.exit(1); });
+  }).end();
+"""
+
+
+@pytest.mark.skipif(not shutil.which("node"), reason="node is not installed")
+def test_pasted_certs_output_makes_node_trust_the_proxy(world, proxy, tmp_path):
+    script = tmp_path / "client.js"
+    script.write_text(NODE_CLIENT)
+    node = f"node {script} localhost {world.provider.port} '{CHAT}'"
+    done = run_pasted(pasted(proxy), node)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "node HTTP/1.1 200 OK"
+    bare = run_pasted(f"export HTTPS_PROXY=http://127.0.0.1:{proxy.forward_port}", node)
+    assert bare.returncode == 1 and bare.stderr.strip() == "UNABLE_TO_VERIFY_LEAF_SIGNATURE"
 
 
 def test_headroom_run_sets_proxy_and_trust(world, proxy):
