@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from headroom_core.pipeline import PRIVATE_HEADER_PREFIX, Action, RequestInfo, Ticket
 from headroom_core.routing import RouteKind
-from headroom_core.tenancy import tenant_of
+from headroom_core.pipeline import tenant_from
 
 from .endpoints import make_response
 from .state import META_KEY, Shared, note
@@ -22,10 +22,14 @@ from .state import META_KEY, Shared, note
 logger = logging.getLogger("headroom")
 
 
+_PRIVATE = PRIVATE_HEADER_PREFIX.encode()
+
+
 def strip_private_headers(headers: http.Headers) -> None:
-    private = [k for k in headers if k.lower().startswith(PRIVATE_HEADER_PREFIX)]
-    for name in private:
-        del headers[name]
+    # Scan the raw fields (cheap); rewrite them only when a private header is present.
+    fields = headers.fields
+    if any(name[:len(_PRIVATE)].lower() == _PRIVATE for name, _ in fields):
+        headers.fields = tuple(f for f in fields if f[0][:len(_PRIVATE)].lower() != _PRIVATE)
 
 
 class Optimiser:
@@ -62,7 +66,7 @@ class Optimiser:
             core.metrics.optimization_error(state.route.provider, "", "internal")
             error = f"request processing failed ({type(e).__name__}: {e}); original forwarded"
             note(flow, f"headroom: {error}")
-            state.ticket = Ticket(info, tenant_of(req.headers), error=error)
+            state.ticket = Ticket(info, tenant_from(req.headers), error=error)
             flow.metadata[META_KEY] = state.ticket.summary()
         finally:
             strip_private_headers(req.headers)

@@ -29,12 +29,15 @@ except ImportError:  # pragma: no cover - forward mode not installed
 
 
 def apply_route(request: http.Request, r: Route) -> None:
-    """Address the request to the route's upstream; untouched fields stay as received."""
-    if request.scheme != r.scheme:
-        request.scheme = r.scheme
-    if request.host != r.host or request.port != r.port:
-        request.host = r.host
-        request.port = r.port
+    """Address the request to the route's upstream; untouched fields stay as received.
+
+    scheme, host and port are written to `request.data`, as mitmproxy's own layers do: the
+    public setters would also rewrite the Host header, which is set once, right after.
+    """
+    data = request.data
+    data.scheme = r.scheme.encode()
+    data.host = r.host
+    data.port = r.port
     if request.path != r.path:
         request.path = r.path
     if request.host_header != r.host_header:

@@ -46,6 +46,13 @@ BYPASS_HEADER = "x-headroom-bypass"
 PRIVATE_HEADER_PREFIX = "x-headroom-"
 OPTIMIZABLE = (Endpoint.ANTHROPIC_MESSAGES, Endpoint.OPENAI_CHAT, Endpoint.OPENAI_RESPONSES)
 _TRUE = ("1", "true", "yes", "on")
+ACCOUNT_BATCH_S = 0.05  # finished requests are accounted in batches at most this far apart
+_KEY_HEADERS = ("x-api-key", "authorization", "api-key")
+
+
+def tenant_from(headers: Mapping[str, str]) -> str:
+    """tenancy.tenant_of on just the credential headers (mitmproxy's Headers is slow to copy)."""
+    return tenant_of({name: value for name in _KEY_HEADERS if (value := headers.get(name))})
 
 
 # --- extension points ------------------------------------------------------------------------
@@ -186,6 +193,8 @@ class HeadroomCore:
         self.sinks: list[Callable[[RequestRecord], None]] = []
         self.console: Callable[[str], None] | None = None  # where request lines go
         self._optimize_pool: ThreadPoolExecutor | None = None
+        self._pending: list[tuple[Ticket, ResponseInfo]] = []
+        self._drain_handle: asyncio.TimerHandle | None = None
         # One worker: records are applied in order, and flush() can wait for all earlier ones.
         self._account_pool = ThreadPoolExecutor(1, thread_name_prefix="headroom-account")
 
@@ -200,8 +209,14 @@ class HeadroomCore:
     async def prepare(self, info: RequestInfo) -> Decision:
         t0 = time.perf_counter()
         r = info.route
-        ticket = Ticket(info, tenant_of(info.headers),
-                        bypass=(info.headers.get(BYPASS_HEADER) or "").strip().lower() in _TRUE)
+        headers = info.headers
+        bypass = (headers.get(BYPASS_HEADER) or "").strip().lower() in _TRUE
+        if (self.admission is None and self.response_cache is None and r.is_upstream
+                and not (self.optimizer is not None and self.settings.optimize and not bypass)):
+            # The common path with nothing to decide: one Ticket, no hook.
+            return Decision(Action.FORWARD, Ticket(info, tenant_from(headers), bypass=bypass,
+                                                   overhead_ms=_ms_since(t0)))
+        ticket = Ticket(info, tenant_from(headers), bypass=bypass)
         if r.kind is RouteKind.LOCAL:
             return Decision(Action.RESPOND, ticket, response=self.local_response(r.local, info.method))
         if r.kind is RouteKind.NOT_FOUND:
@@ -312,20 +327,39 @@ class HeadroomCore:
     def stream_tap(self, ticket: Ticket, content_encoding: str) -> accounting.StreamAccount:
         return accounting.StreamAccount(ticket.info.route.endpoint, content_encoding)
 
-    def finish_later(self, ticket: Ticket, response: ResponseInfo) -> Future:
-        """Account for a finished request in the accounting worker (never on the loop)."""
-        return self._account_pool.submit(self._finish_logged, ticket, response)
+    def finish_later(self, ticket: Ticket, response: ResponseInfo) -> None:
+        """Account for a finished request in the accounting worker, never on the loop.
+
+        Requests are batched: waking the worker once per request costs the loop a thread
+        hand-off each time; a batch every ACCOUNT_BATCH_S costs one.
+        """
+        self._pending.append((ticket, response))
+        if self._drain_handle is not None:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no loop (a synchronous caller): account now, in the worker
+            self._drain()
+            return
+        self._drain_handle = loop.call_later(ACCOUNT_BATCH_S, self._drain)
+
+    def _drain(self) -> Future:
+        self._drain_handle = None
+        batch, self._pending = self._pending, []
+        return self._account_pool.submit(self._finish_batch, batch)
 
     async def flush(self) -> None:
         """Wait until every request finished so far is in stats and metrics."""
-        await asyncio.wrap_future(self._account_pool.submit(lambda: None))
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+        await asyncio.wrap_future(self._drain())
 
-    def _finish_logged(self, ticket: Ticket, response: ResponseInfo) -> RequestRecord | None:
-        try:
-            return self.finish(ticket, response)
-        except Exception:
-            logger.exception("headroom: flow %s: accounting failed", ticket.info.flow_id)
-            return None
+    def _finish_batch(self, batch: list[tuple[Ticket, ResponseInfo]]) -> None:
+        for ticket, response in batch:
+            try:
+                self.finish(ticket, response)
+            except Exception:
+                logger.exception("headroom: flow %s: accounting failed", ticket.info.flow_id)
 
     def finish(self, ticket: Ticket, response: ResponseInfo) -> RequestRecord | None:
         """Build the request's record and hand it to stats, metrics, hooks and sinks."""
@@ -366,6 +400,10 @@ class HeadroomCore:
         return record
 
     def close(self) -> None:
+        if self._drain_handle is not None:
+            self._drain_handle.cancel()
+        if self._pending:
+            self._drain()
         self._account_pool.shutdown(wait=True)
         if self._optimize_pool is not None:
             self._optimize_pool.shutdown(wait=False, cancel_futures=True)

@@ -104,13 +104,20 @@ def _join(prefix: str, path: str) -> str:
 def route(method: str, path: str, headers: Mapping[str, str], settings: Settings) -> Route:
     """Route one request. `path` is the request target as received (path plus query);
     `headers` is case-insensitive (mitmproxy's Headers) or has lower-case names."""
+    anthropic = any(headers.get(h) for h in ANTHROPIC_HEADERS)
+    return _route(method, path, anthropic, settings.anthropic_api_url, settings.openai_api_url)
+
+
+@functools.lru_cache(maxsize=4096)  # clients use a handful of paths; Routes are immutable
+def _route(method: str, path: str, anthropic_headers: bool, anthropic_url: str,
+           openai_url: str) -> Route:
     bare = path.split("?", 1)[0]
     if len(bare) > 1:
         bare = bare.rstrip("/")
     local = LOCAL_PATHS.get(bare)
     if local:
         return Route(RouteKind.LOCAL, "local", None, local=local)
-    if any(headers.get(h) for h in ANTHROPIC_HEADERS):
+    if anthropic_headers:
         provider = "anthropic"
     elif bare == "/v1/messages" or bare.startswith("/v1/messages/"):
         provider = "anthropic"
@@ -118,8 +125,7 @@ def route(method: str, path: str, headers: Mapping[str, str], settings: Settings
         provider = "openai"
     else:
         return Route(RouteKind.NOT_FOUND, "local", None)
-    up = parse_upstream(settings.anthropic_api_url if provider == "anthropic"
-                        else settings.openai_api_url)
+    up = parse_upstream(anthropic_url if provider == "anthropic" else openai_url)
     return Route(RouteKind.UPSTREAM, provider, _endpoint(provider, method.upper(), bare),
                  scheme=up.scheme, host=up.host, port=up.port, path=_join(up.prefix, path),
                  host_header=up.host_header)
