@@ -42,6 +42,7 @@ class Registration:
     make_turn: Callable[[bytes], Turn]  # given the request body as it reaches the relay
     on_outcome: Callable[[TurnOutcome], None]
     provider: str = "anthropic"  # whose error envelope the relay's own errors use
+    host_header: str | None = None  # the Host the provider expects (None: from the URL)
     created: float = 0.0
 
 
@@ -206,8 +207,9 @@ class Relay:
 
     async def _handle(self, conn: h11.Connection, writer: asyncio.StreamWriter,
                       request: h11.Request, body: bytes) -> None:
-        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers]
-        token = next((v for k, v in headers if k == TOKEN_HEADER), "")
+        # raw_items: the names as mitmproxy sent them (the client's spelling), in order.
+        headers = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw_items()]
+        token = next((v for k, v in headers if k.lower() == TOKEN_HEADER), "")
         registration = self._registered.pop(token, None) if token else None
 
         async def write(data: bytes) -> None:
@@ -226,7 +228,23 @@ class Relay:
         method = request.method.decode("ascii")
         url = registration.upstream_base + request.target.decode("latin-1")
         upstream_headers = forwardable(headers)
+        if registration.host_header:
+            upstream_headers.insert(0, ("host", registration.host_header))
         turn = registration.make_turn(body)
+        reported = False
+
+        def report() -> None:
+            # Before the response's last bytes: the flow's response hooks (accounting, the
+            # mitmweb comment) run as soon as mitmproxy has the whole response.
+            nonlocal reported
+            if reported:
+                return
+            reported = True
+            try:
+                registration.on_outcome(turn.outcome)
+            except Exception:
+                logger.exception("headroom relay: flow %s: outcome callback failed",
+                                 registration.flow_id)
 
         def open_upstream(data: bytes) -> Awaitable[UpstreamReply]:
             return open_reply(self.client, method, url, upstream_headers, data)
@@ -238,20 +256,19 @@ class Relay:
                 logger.warning("headroom relay: flow %s: upstream call failed: %s",
                                registration.flow_id, e)
                 turn.outcome.error = f"upstream call failed: {type(e).__name__}"
+                report()
                 await self._answer(conn, writer, 502, registration.provider,
                                    f"headroom: the provider could not be reached ({type(e).__name__})")
                 return
-            await self._respond(turn, first, open_upstream, head, write)
+            await self._respond(turn, first, open_upstream, head, write, report)
+            report()
             writer.write(conn.send(h11.EndOfMessage()))
             await writer.drain()
         finally:
-            try:
-                registration.on_outcome(turn.outcome)
-            except Exception:
-                logger.exception("headroom relay: flow %s: outcome callback failed",
-                                 registration.flow_id)
+            report()
 
-    async def _respond(self, turn: Turn, first: UpstreamReply, open_upstream, head, write) -> None:
+    async def _respond(self, turn: Turn, first: UpstreamReply, open_upstream, head, write,
+                       report: Callable[[], None]) -> None:
         out_headers = [(k, v) for k, v in first.headers if k.lower() not in _RESPONSE_DROP]
         try:
             if first.status == 200 and is_event_stream(first.headers):
@@ -264,6 +281,7 @@ class Relay:
                 status, headers, body = await buffered_turn(turn, data, open_upstream)
                 if headers is not None:
                     out_headers = [(k, v) for k, v in headers if k.lower() not in _RESPONSE_DROP]
+                report()
                 await head(status, out_headers + [("content-length", str(len(body)))])
                 await write(body)
                 return

@@ -1,0 +1,223 @@
+"""Keeps `headroom_retrieve` away from the client: turns that carry it go through the relay.
+
+`request` (after the optimiser): a provider request whose conversation holds a marker (or a
+carried exchange) gets the tool appended and its carried exchanges re-inserted
+(headroom_core.retrieval.conversation), then the flow is pointed at the in-process loopback
+relay, which answers the model's retrieval calls and splices the continuation into the same
+response. `responseheaders`: the real scheme, host and port come back (flow files, mitmweb and
+replay show the provider) and the relay's private header goes. What retrieval did lands in
+`flow.metadata` and the flow's comment before the response ends, so accounting sees it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import ssl
+from dataclasses import dataclass
+from typing import Any
+
+from mitmproxy import ctx, http
+
+from headroom_core import jsonfmt
+from headroom_core.ccr import CCRStore
+from headroom_core.retrieval.common import TurnOutcome
+from headroom_core.retrieval.conversation import ConversationStore, prepare_request
+from headroom_core.retrieval.engine import Turn
+from headroom_core.retrieval.relay import TOKEN_HEADER, Registration, Relay
+from headroom_core.retrieval.tool import ENDPOINTS
+from headroom_core.routing import RouteKind
+from headroom_core.storage.factory import open_storage
+from headroom_core.tenancy import tenant_of
+from headroom_core.upstream import UpstreamClient
+from headroom_core.wire.common import Endpoint
+
+from .state import META_KEY, Shared, note
+
+logger = logging.getLogger("headroom")
+
+META_RETRIEVAL = "headroom_retrieval"
+# Anything that could mean the tool is needed: a marker, a carried call, a fitting note.
+_NEEDLE = b"headroom_retrieve"
+_PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*"([^"\\]{1,200})"')
+
+
+@dataclass(frozen=True)
+class RealTarget:
+    scheme: str
+    host: str
+    port: int
+    host_header: str | None
+
+
+def upstream_verify(options: Any) -> ssl.SSLContext | bool:
+    """mitmproxy's own upstream TLS settings, for the relay's calls (which bypass mitmproxy)."""
+    if getattr(options, "ssl_insecure", False):
+        return False
+    cafile = getattr(options, "ssl_verify_upstream_trusted_ca", None) or None
+    capath = getattr(options, "ssl_verify_upstream_trusted_confdir", None) or None
+    if cafile or capath:
+        return ssl.create_default_context(cafile=cafile, capath=capath)
+    return True
+
+
+class Retrieval:
+    """The request, responseheaders and error hooks of retrieval, over one loopback Relay."""
+
+    def __init__(self, shared: Shared) -> None:
+        self.shared = shared
+        self.relay: Relay | None = None
+        self.conversations: ConversationStore | None = None
+        self._ccr: CCRStore | None = None
+        self._targets: dict[str, RealTarget] = {}
+
+    # --- lifecycle ---
+
+    def running(self) -> None:
+        settings = self.shared.core.settings
+        try:
+            self.conversations = ConversationStore(open_storage(settings, "retrieval"))
+        except Exception as e:  # no state: stickiness stays derived from markers alone
+            logger.warning("headroom: retrieval state store unavailable (%s)", e)
+            self.conversations = ConversationStore(None)
+        self.relay = Relay(UpstreamClient(verify=upstream_verify(ctx.options)))
+        self.relay.start()
+
+    def done(self) -> None:
+        relay, self.relay = self.relay, None
+        if relay is not None:
+            try:
+                asyncio.get_running_loop().create_task(relay.close())
+            except RuntimeError:
+                pass
+
+    def ccr(self) -> CCRStore | None:
+        """The CCR store the compressor writes to (shared when the core carries one)."""
+        shared = getattr(self.shared.core, "ccr", None)
+        if shared is not None:
+            return shared
+        if self._ccr is None:
+            settings = self.shared.core.settings
+            try:
+                self._ccr = CCRStore(open_storage(settings, "ccr", settings.ccr_max_bytes),
+                                     ttl=settings.ccr_ttl)
+            except Exception as e:
+                logger.warning("headroom: CCR store unavailable for retrieval (%s)", e)
+        return self._ccr
+
+    # --- hooks ---
+
+    async def request(self, flow: http.HTTPFlow) -> None:
+        if flow.response or flow.error or not flow.live or self.relay is None:
+            return
+        state = self.shared.flows.get(flow.id)
+        if state is None or state.route.kind is not RouteKind.UPSTREAM:
+            return
+        endpoint = state.route.endpoint
+        req = flow.request
+        if endpoint not in ENDPOINTS or req.method != "POST":
+            return
+        try:
+            await self._prepare(flow, endpoint)
+        except Exception as e:  # fail open: the request goes out as the optimiser left it
+            logger.exception("headroom: flow %s: retrieval preparation failed", flow.id)
+            note(flow, f"headroom: retrieval not offered ({type(e).__name__}: {e})")
+
+    async def _prepare(self, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
+        req = flow.request
+        body = req.get_content(strict=False) or b""
+        tenant = tenant_of(req.headers)
+        if _NEEDLE not in body and not await self._chained(tenant, endpoint, body):
+            return
+        conversations = self.conversations
+
+        def prepare() -> tuple[Any, bytes | None]:
+            doc = jsonfmt.loads(body)
+            prep = prepare_request(doc, endpoint, tenant, conversations)
+            new = jsonfmt.dumps(doc, jsonfmt.detect_style(body)) if prep.changed else None
+            return prep, new
+
+        try:
+            prep, new_body = await asyncio.to_thread(prepare)
+        except ValueError:
+            return  # not JSON we can read: the provider will judge it
+        meta = flow.metadata.setdefault(META_RETRIEVAL, {})
+        meta.update(prep.as_metadata())
+        if new_body is not None:
+            req.content = new_body
+        if prep.note:
+            note(flow, f"headroom: {prep.note}")
+        if prep.tool:
+            self._point_at_relay(flow, endpoint, tenant, prep.conversation)
+
+    async def _chained(self, tenant: str, endpoint: Endpoint, body: bytes) -> bool:
+        """A Responses request chaining on a response of a conversation that had the tool."""
+        if endpoint is not Endpoint.OPENAI_RESPONSES or self.conversations is None:
+            return False
+        match = _PREVIOUS.search(body)
+        if match is None:
+            return False
+        key = "resp:" + match.group(1).decode("utf-8", "replace")
+        record = await asyncio.to_thread(self.conversations.record, tenant, key)
+        return bool(record.get("tool"))
+
+    def _point_at_relay(self, flow: http.HTTPFlow, endpoint: Endpoint, tenant: str,
+                        conversation: str) -> None:
+        req = flow.request
+        target = RealTarget(req.scheme, req.host, req.port, req.host_header)
+        settings = self.shared.core.settings
+        ccr, conversations = self.ccr(), self.conversations
+
+        def make_turn(body: bytes) -> Turn:
+            return Turn(endpoint, tenant, body, ccr, conversations, conversation,
+                        settings.max_retrieval_rounds)
+
+        def on_outcome(outcome: TurnOutcome) -> None:
+            self._record(flow, outcome)
+
+        self.relay.register(Registration(
+            flow.id, f"{target.scheme}://{_authority(target.host)}:{target.port}", make_turn,
+            on_outcome, endpoint.provider, host_header=target.host_header))
+        self._targets[flow.id] = target
+        req.scheme, req.host, req.port = "http", "127.0.0.1", self.relay.port
+        req.headers[TOKEN_HEADER] = flow.id
+
+    def _record(self, flow: http.HTTPFlow, outcome: TurnOutcome) -> None:
+        meta = flow.metadata.setdefault(META_RETRIEVAL, {})
+        meta.update(outcome.as_metadata())
+        summary = flow.metadata.get(META_KEY)
+        if isinstance(summary, dict) and outcome.hashes:
+            summary.update(retrieval_rounds=outcome.rounds, retrieved_hashes=list(outcome.hashes),
+                           retrieved_bytes=outcome.retrieved_bytes)
+        line = outcome.comment()
+        if line:
+            note(flow, line)
+
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        target = self._targets.pop(flow.id, None)
+        if target is None:
+            return
+        self._restore(flow, target)
+        resp = flow.response
+        if resp is not None and not resp.stream and \
+                resp.headers.get("content-type", "").lower().startswith("text/event-stream"):
+            resp.stream = True  # another addon may still wrap it in a tap
+
+    def error(self, flow: http.HTTPFlow) -> None:
+        target = self._targets.pop(flow.id, None)
+        if self.relay is not None:
+            self.relay.unregister(flow.id)
+        if target is not None:
+            self._restore(flow, target)
+
+    @staticmethod
+    def _restore(flow: http.HTTPFlow, target: RealTarget) -> None:
+        req = flow.request
+        req.scheme, req.host, req.port = target.scheme, target.host, target.port
+        req.host_header = target.host_header
+        req.headers.pop(TOKEN_HEADER, None)
+
+
+def _authority(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host
