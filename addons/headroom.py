@@ -30,6 +30,7 @@ from headroom_addons.forward import ForwardMode
 from headroom_addons.inspect import Annotate, CaptureOriginal
 from headroom_addons.optimiser import Optimiser
 from headroom_addons.options import HeadroomOptions
+from headroom_addons.retrieval import Retrieval
 from headroom_addons.routing import Routing
 from headroom_addons.state import Shared
 
@@ -43,6 +44,7 @@ addons = [
     Routing(shared),
     LocalEndpoints(shared),
     Optimiser(shared),
+    Retrieval(shared),
     Accounting(shared),
     Annotate(_capture),
 ]
