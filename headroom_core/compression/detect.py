@@ -123,8 +123,12 @@ def _is_table(lines: list[str]) -> bool:
     return fits >= 0.8 * (len(lines) - 1)
 
 
+_TS_ANYWHERE_RE = re.compile(r"\[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\]|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}")
+
+
 def _log_share(lines: list[str]) -> float:
     hits = sum(1 for line in lines if _TS_START_RE.match(line) or _RUNNER_RE.match(line)
+               or _TS_ANYWHERE_RE.search(line, 0, 80)
                or (has_level_word(line[:96]) and _LEVEL_RE.search(line, 0, 96)))
     return hits / len(lines)
 

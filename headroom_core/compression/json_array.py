@@ -16,7 +16,7 @@ from typing import Any
 
 from .base import CompressContext, Omitted, Rendering
 from .json_select import select
-from .jsonscan import array_spans, dumps_compact, scan_once, separator, skip_ws
+from .jsonscan import array_spans, dumps_compact, object_members, scan_once, separator, skip_ws
 
 MIN_ITEMS = 8
 BIG_SPAN = 800  # containers smaller than this (in characters) are written back untouched
@@ -35,10 +35,11 @@ class _State:
         return dumps_compact(self.ctx.marker(summary))
 
 
-def _describe_constants(constants: dict[str, Any]) -> str:
+def _describe_constants(constants: dict[str, Any], raw: dict[str, str]) -> str:
+    """`name=value` for each field every item shares, values as the first item spells them."""
     parts = []
     for name, value in constants.items():
-        shown = dumps_compact(value)
+        shown = raw.get(name) or dumps_compact(value)
         if len(shown) > _CONST_SHOWN:
             shown = f"(the same {type(value).__name__} in every item, {len(shown)} chars, omitted)"
         parts.append(f"{name}={shown}")
@@ -151,7 +152,8 @@ def _render_array(text: str, s: int, st: _State, depth: int) -> tuple[str | None
     if sel.dropped_errors:
         summary += f"; {sel.dropped_errors} more items with errors are among the omitted"
     if drop:
-        summary += f"; all {n} items have {_describe_constants(drop)} (left out of the items below)"
+        raw = {m.key: text[m.value_span[0]:m.value_span[1]] for m in object_members(text, spans[0][0])[0]}
+        summary += f"; all {n} items have {_describe_constants(drop, raw)} (left out of the items below)"
     parts = [st.marker(summary)]
     prev = -1
     for i in keep:

@@ -84,17 +84,28 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
         if problem_keys or line_level else []
 
     # Problem lines: a template seen at most `repeat_cap` times keeps every line; a template
-    # repeated more keeps its first three and last two (the rest are counted in the markers).
+    # repeated more keeps its first three and last two. Past a cap per level (a flood of
+    # deprecation warnings), the first and last lines of that level stay. Every omitted
+    # problem line is counted by level in the marker of the run it falls in.
+    level_of = {i: max(sev_of.get(keys[i], 0), line_level.get(i, 0)) for i in problem_lines}
     repeat_cap = 12 if ctx.harder else 25
     group = [(keys[i], line_level.get(i, 0)) for i in problem_lines]
     totals = Counter(group)
     seen: Counter[tuple[bytes, int]] = Counter()
+    chosen: list[int] = []
     for i, g in zip(problem_lines, group):
         seen[g] += 1
-        total = totals[g]
-        if total > repeat_cap and 3 < seen[g] <= total - 2:
+        if totals[g] > repeat_cap and 3 < seen[g] <= totals[g] - 2:
             continue
-        level = max(sev_of.get(keys[i], 0), line_level.get(i, 0))
+        chosen.append(i)
+    caps = {sv.WARN: 15 if ctx.harder else 30, sv.ERROR: 60 if ctx.harder else 150}
+    for level, cap in caps.items():
+        at_level = [i for i in chosen if level_of[i] == level]
+        if len(at_level) > cap:
+            dropped = set(at_level[cap * 2 // 3: len(at_level) - cap // 3])
+            chosen = [i for i in chosen if i not in dropped]
+    for i in chosen:
+        level = level_of[i]
         ctx_before, ctx_after = (before, after) if level >= sv.ERROR else (0, 0)
         for k in range(max(0, i - ctx_before), min(n, i + ctx_after + 1)):
             kept[k] = True
@@ -118,8 +129,9 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
         kept[i] = True
 
     # One-off lines (start-up banners, config, shutdown) say a lot when there are few of them.
-    singles = [i for i, key in enumerate(keys) if counts[key] == 1 and not kept[i]] \
-        if len(counts) <= n // 2 else []
+    problem_set = set(problem_lines)
+    singles = [i for i, key in enumerate(keys) if counts[key] == 1 and not kept[i] and i not in problem_set] \
+        if len(counts) <= n // 2 + len(problem_set) else []
     if len(singles) <= (10 if ctx.harder else 30) and len(singles) * 20 <= n:
         for i in singles:
             kept[i] = True
@@ -127,5 +139,17 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     absorb_small_gaps(lines, kept)
     if all(kept):
         return None
-    body, omitted = render_kept(lines, kept, ctx, lambda a, b: gap_summary(keys, lines, a, b))
+    by_level = {lvl: [i for i in problem_lines if level_of[i] == lvl] for lvl in (sv.WARN, sv.ERROR, sv.FATAL)}
+
+    def describe(a: int, b: int) -> str:
+        summary = gap_summary(keys, lines, a, b)
+        notes = []
+        for lvl, name in ((sv.FATAL, "FATAL"), (sv.ERROR, "ERROR"), (sv.WARN, "WARN")):
+            idx = by_level[lvl]
+            count = bisect.bisect_left(idx, b) - bisect.bisect_left(idx, a)
+            if count:
+                notes.append(f"{count} {name}")
+        return summary + (f" — of them {', '.join(notes)}" if notes else "")
+
+    body, omitted = render_kept(lines, kept, ctx, describe)
     return Rendering(body, "log", Omitted(omitted, "lines"))

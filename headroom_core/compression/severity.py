@@ -33,7 +33,7 @@ _NEGATIVE_RE = re.compile(
 _FATAL_RE = re.compile(r"\b(?:FATAL|PANIC|CRITICAL|EMERG)\b|\bpanic(?:ked)?\b|\bSegmentation fault\b"
                        r"|\bcore dumped\b|\bOOMKilled\b|\bKilled\b")
 _ERROR_RE = re.compile(
-    r"\b(?:ERROR|ERR!|SEVERE|FAIL(?:ED|URE|S)?)\b|(?:Error|Exception)\b|\bTraceback\b"
+    r"\b(?:ERROR|SEVERE|FAIL(?:ED|URE|S)?)\b|\bERR!|(?:Error|Exception)\b|\bTraceback\b"
     r"|\b(?:error|failed|failure|fatal)\b|\berror(?:\[E\d+\])?:|^E\s{2,}|✕|✗|❌"
     r"|\bCrashLoopBackOff\b|\bImagePullBackOff\b|\bErrImagePull\b|\bEvicted\b"
     r"|\bexit(?:ed)? (?:code|status) [1-9]\d*\b|\bnon-zero exit\b")
