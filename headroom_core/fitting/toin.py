@@ -100,7 +100,7 @@ def output_signature(text: str) -> str:
         try:
             shape = _json_shape(json.loads(text))
             return "json:" + hashlib.sha1(shape.encode()).hexdigest()[:12]
-        except ValueError:
+        except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             pass
     lines = [ln for ln in text.splitlines()[: _SIG_LINES * 4] if ln.strip()][:_SIG_LINES]
     templates = Counter(_line_template(ln) for ln in lines)
@@ -135,7 +135,7 @@ def queried_fields(query: str, original: str | None = None) -> list[str]:
             named = [t for t in terms if t in keys]
             if named:
                 return list(dict.fromkeys(named))
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
     return list(dict.fromkeys(terms))[:10]
 

@@ -162,3 +162,49 @@ def test_beta_header_window_avoids_fitting():
     report, _ = fit(doc, Endpoint.ANTHROPIC_MESSAGES, config,
                     headers={"anthropic-beta": "context-1m-2025-08-07"})
     assert not report.fitted and report.window == 1_000_000
+
+
+@pytest.mark.parametrize("endpoint", convgen.FORMATS)
+def test_compress_first_before_dropping(endpoint):
+    from headroom_core.compression.engine import CompressionConfig, compress_request
+    from headroom_core.fitting.compress_first import engine_compress_harder
+
+    script = convgen.agent_script(60, seed=4, size=240, chat_every=0)
+    compression = CompressionConfig(model="test-model")
+    results = {}
+    for compress_first in (False, True):
+        ccr = CCRStore(MemoryStorage())
+        doc = convgen.render(endpoint, script, model="test-model")
+        req = parse_request(doc, endpoint)
+        compress_request(req, tenant=TENANT, ccr=ccr, config=compression)  # the pipeline's step
+        config = config_for(doc, endpoint, share=0.8, compress_first=compress_first)
+        harder = engine_compress_harder(endpoint, tenant=TENANT, ccr=ccr, config=compression,
+                                        model="test-model")
+        report, _ = fit(doc, endpoint, config, ccr=ccr, compress_harder=harder)
+        check_valid(doc, endpoint)
+        results[compress_first] = (report, doc, ccr)
+    plain, first = results[False][0], results[True][0]
+    assert plain.compress_first_savings == 0 and first.compress_first_savings > 0
+    assert first.fits and first.newly_dropped < plain.newly_dropped
+    # Every marker in the harder renderings still names a stored original.
+    doc, ccr = results[True][1], results[True][2]
+    text = plain_text(doc, endpoint)
+    for digest in find_markers(text):
+        assert ccr.get(TENANT, digest) is not None
+
+
+def test_config_from_settings(tmp_path):
+    from headroom_core.settings import Settings
+
+    limits = tmp_path / "limits.json"
+    limits.write_text('{"test-model": 12345}')
+    settings = Settings.resolve({"model_limits": str(limits), "default_context_window": 64000,
+                                 "compress_first": False, "intelligent_context": False,
+                                 "intelligent_scoring": False, "protect_last_turns": 2,
+                                 "scoring_weights": "recency=1,error=0.5"}, environ={})
+    config = FitConfig.from_settings(settings)
+    assert config.windows.window_for("test-model-x") == 12345
+    assert config.windows.window_for("unknown") == 64000
+    assert (config.compress_first, config.intelligent, config.scoring.intelligent) == (False, False, False)
+    assert config.protect_last_turns == 2
+    assert dict(config.scoring.weights)["recency"] == 1.0 and dict(config.scoring.weights)["error"] == 0.5
