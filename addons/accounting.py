@@ -46,6 +46,16 @@ def _response_headers(headers: http.Headers) -> dict[str, str]:
             "content-encoding": headers.get("content-encoding", "")}
 
 
+def retrieval_fields(flow: http.HTTPFlow) -> dict:
+    """What addons/retrieval.py recorded for the turn, as ResponseInfo fields."""
+    meta = flow.metadata.get("headroom_retrieval")
+    if not isinstance(meta, dict):
+        return {}
+    return {"retrieval_rounds": int(meta.get("rounds") or 0),
+            "retrieved_hashes": tuple(str(h) for h in meta.get("hashes") or ()),
+            "retrieved_bytes": int(meta.get("bytes") or 0)}
+
+
 def _stderr_line(line: str) -> None:
     sys.stderr.write(line + "\n")
     sys.stderr.flush()
@@ -83,7 +93,8 @@ class Accounting:
         self.shared.core.finish_later(state.ticket, ResponseInfo(
             status=resp.status_code, ended_at=resp.timestamp_end or time.time(),
             headers=_response_headers(resp.headers),
-            body=None if state.tap is not None else resp.raw_content, tap=state.tap))
+            body=None if state.tap is not None else resp.raw_content, tap=state.tap,
+            **retrieval_fields(flow)))
 
     def error(self, flow: http.HTTPFlow) -> None:
         state = self.shared.flows.pop(flow.id, None)
@@ -94,4 +105,4 @@ class Accounting:
         self.shared.core.finish_later(state.ticket, ResponseInfo(
             status=resp.status_code if resp is not None else 0, ended_at=time.time(),
             headers=_response_headers(resp.headers) if resp is not None else {},
-            body=None, tap=state.tap, error=message))
+            body=None, tap=state.tap, error=message, **retrieval_fields(flow)))

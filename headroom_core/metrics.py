@@ -48,6 +48,12 @@ class Metrics:
                                            "Requests forwarded unoptimised because optimisation "
                                            "failed or ran out of time (fail open).",
                                            ("provider", "model", "reason"), registry=r)
+        self.retrieval_rounds = Counter("headroom_retrieval_rounds_total",
+                                        "headroom_retrieve rounds answered (provider calls made "
+                                        "to continue a turn).", ("provider", "model"), registry=r)
+        self.retrieved_bytes = Counter("headroom_retrieved_bytes_total",
+                                       "Bytes of originals returned to the model by headroom_retrieve.",
+                                       ("provider", "model"), registry=r)
         self._models: set[str] = set()
         self._lock = threading.Lock()
 
@@ -76,6 +82,10 @@ class Metrics:
                 self.input_tokens.labels(*labels, kind).inc(value)
         if u.output_tokens:
             self.output_tokens.labels(*labels).inc(u.output_tokens)
+        if rec.retrieval_rounds:
+            self.retrieval_rounds.labels(*labels[:2]).inc(rec.retrieval_rounds)
+        if rec.retrieved_bytes:
+            self.retrieved_bytes.labels(*labels[:2]).inc(rec.retrieved_bytes)
 
     def optimization_error(self, provider: str, model: str, reason: str) -> None:
         """reason: "exception" or "timeout"."""

@@ -20,6 +20,7 @@ import asyncio
 import enum
 import json
 import logging
+import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
@@ -28,7 +29,6 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 from . import accounting, console_line, jsonfmt
 from .console import version
 from .errors import LocalResponse, provider_error
-from .metrics import Metrics
 from .records import RequestRecord, TransformSummary
 from .routing import Route, RouteKind, route
 from .settings import Settings
@@ -38,6 +38,7 @@ from .usage import Usage
 from .wire.common import Endpoint
 
 if TYPE_CHECKING:
+    from .metrics import Metrics
     from .wire.request import ProviderRequest
 
 logger = logging.getLogger("headroom")
@@ -46,6 +47,7 @@ BYPASS_HEADER = "x-headroom-bypass"
 PRIVATE_HEADER_PREFIX = "x-headroom-"
 OPTIMIZABLE = (Endpoint.ANTHROPIC_MESSAGES, Endpoint.OPENAI_CHAT, Endpoint.OPENAI_RESPONSES)
 _TRUE = ("1", "true", "yes", "on")
+_METRICS_LOCK = threading.Lock()
 ACCOUNT_BATCH_S = 0.05  # finished requests are accounted in batches at most this far apart
 _KEY_HEADERS = ("x-api-key", "authorization", "api-key")
 
@@ -174,6 +176,10 @@ class ResponseInfo:
     body: bytes | None = None  # decoded body of a buffered response; None when streamed
     tap: accounting.StreamAccount | None = None  # the stream's accounting when streamed
     error: str = ""
+    # headroom_retrieve rounds answered within the turn (addons/retrieval.py)
+    retrieval_rounds: int = 0
+    retrieved_hashes: tuple[str, ...] = ()
+    retrieved_bytes: int = 0
 
 
 # --- the core --------------------------------------------------------------------------------
@@ -185,7 +191,7 @@ class HeadroomCore:
         self.settings = settings
         self.clock = clock
         self.stats = Stats(clock)
-        self.metrics = Metrics()
+        self._metrics: Metrics | None = None
         self.optimizer: Optimizer | None = None
         self.admission: Admission | None = None
         self.response_cache: ResponseCacheHook | None = None
@@ -197,6 +203,17 @@ class HeadroomCore:
         self._drain_handle: asyncio.TimerHandle | None = None
         # One worker: records are applied in order, and flush() can wait for all earlier ones.
         self._account_pool = ThreadPoolExecutor(1, thread_name_prefix="headroom-account")
+
+    @property
+    def metrics(self) -> Metrics:
+        """The Prometheus registry, built on first use (prometheus_client loads after start)."""
+        if self._metrics is None:
+            from .metrics import Metrics
+
+            with _METRICS_LOCK:
+                if self._metrics is None:
+                    self._metrics = Metrics()
+        return self._metrics
 
     def configure(self, settings: Settings) -> None:
         self.settings = settings
@@ -385,7 +402,8 @@ class HeadroomCore:
             cost_usd=self.pricer(model, usage) if self.pricer else 0.0, cache=ticket.cache,
             transforms=ticket.transforms, overhead_ms=ticket.overhead_ms,
             latency_ms=max(0.0, (response.ended_at - info.started_at) * 1000.0),
-            refused=ticket.refused,
+            refused=ticket.refused, retrieval_rounds=response.retrieval_rounds,
+            retrieved_hashes=response.retrieved_hashes, retrieved_bytes=response.retrieved_bytes,
             error="; ".join(e for e in (ticket.error, response.error, outcome.error) if e))
         self.stats.record(record)
         self.metrics.observe(record)

@@ -56,6 +56,8 @@ def record_line(record: RequestRecord, log_messages: bool) -> dict[str, Any]:
                         "tokens_after": t.tokens_after, "count": t.count}
                        for t in record.transforms],
         "retrieval_rounds": record.retrieval_rounds,
+        "retrieved_hashes": list(record.retrieved_hashes),
+        "retrieved_bytes": record.retrieved_bytes,
         "overhead_ms": round(record.overhead_ms, 3),
         "latency_ms": round(record.latency_ms, 3),
         "refused": record.refused,

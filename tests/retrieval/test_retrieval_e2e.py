@@ -251,3 +251,15 @@ def test_request_without_marker_is_not_relayed(client, provider):
     resp = client.post(A, content=body, headers={"x-api-key": KEY})
     assert resp.status_code == 200 and provider.requests[-1].body == body
     assert "tools" not in json.loads(provider.requests[-1].body)
+
+
+def test_rounds_are_counted_in_stats_and_metrics(client, provider, digest):
+    provider.script(round_reply(A, False, [("toolu_1", TOOL, {"hash": digest})], "", "1"),
+                    round_reply(A, False, [], "Counted.", "2"))
+    before = client.get("/stats").json()["retrieval"]
+    post(client, A, history(A, digest, False))
+    after = client.get("/stats").json()["retrieval"]
+    assert after["rounds"] == before["rounds"] + 1
+    assert after["bytes"] == before["bytes"] + len(ORIGINAL.encode())
+    metrics = client.get("/metrics").text
+    assert "headroom_retrieval_rounds_total" in metrics and "headroom_retrieved_bytes_total" in metrics
