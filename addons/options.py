@@ -9,7 +9,8 @@ with an OptionsError naming the flag, which mitmproxy reports at start.
 from __future__ import annotations
 
 import os
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence  # typing.Sequence[str] is refused by mitmproxy
+from typing import Any
 
 from mitmproxy import ctx, exceptions
 

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .content_decoding import StreamDecoder
-from .tokens import count_request
 from .usage import StreamTap, Usage, usage_from_body
 from .wire.common import Endpoint
 
@@ -52,7 +51,11 @@ def request_facts(body: bytes, endpoint: Endpoint | None, count: bool = True) ->
     if not isinstance(doc, dict):
         return RequestFacts()
     model = doc.get("model")
-    tokens = count_request(doc, endpoint) if count and endpoint is not None else 0
+    tokens = 0
+    if count and endpoint is not None:
+        from .tokens import count_request  # tiktoken: loaded by the first accounting, not at start
+
+        tokens = count_request(doc, endpoint)
     return RequestFacts(tokens, model if isinstance(model, str) else "", doc.get("stream") is True)
 
 

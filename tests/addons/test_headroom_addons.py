@@ -284,3 +284,12 @@ def test_strip_private_headers():
     h = http.Headers([(b"X-Headroom-A", b"1"), (b"x-api-key", b"k"), (b"x-headroom-b", b"2")])
     strip_private_headers(h)
     assert list(h.keys()) == ["x-api-key"]
+
+
+def test_list_options_take_repeated_set_strings():
+    shared, addons = make()
+    with taddons.context(*addons) as tctx:
+        tctx.options.set("headroom_protect_tool=Read", "headroom_protect_tool=Bash")
+        assert shared.core.settings.protect_tool == ("Read", "Bash")
+        tctx.options.set("headroom_protect_tool")
+        assert shared.core.settings.protect_tool == ()

@@ -1,0 +1,62 @@
+"""Options reach the running proxy with flag > env > default, through both ways of starting it."""
+
+from __future__ import annotations
+
+import subprocess
+
+import httpx
+import pytest
+
+from fake_provider import FakeProvider
+from proxy_runner import ADDON, BIN, clean_env, free_port, headroom_proxy, mitmdump
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def provider():
+    with FakeProvider() as p:
+        yield p
+
+
+def health(url: str) -> dict:
+    with httpx.Client(trust_env=False, timeout=30) as c:
+        return c.get(url + "/health").json()
+
+
+@pytest.mark.parametrize("env,args,optimize", [
+    ({}, [], True),
+    ({"HEADROOM_OPTIMIZE": "false"}, [], False),
+    ({}, ["--no-optimize"], False),
+])
+def test_headroom_proxy_precedence(provider, tmp_path, env, args, optimize):
+    proc = headroom_proxy(provider.url, tmp_path / "log", tmp_path / "data",
+                          args + ["--protect-tool", "Read", "--protect-tool", "Bash"],
+                          env=clean_env(**env))
+    try:
+        assert health(proc.url)["optimize"] is optimize
+    finally:
+        proc.stop()
+
+
+@pytest.mark.parametrize("env,sets,optimize", [
+    ({"HEADROOM_OPTIMIZE": "false"}, {}, False),
+    ({"HEADROOM_OPTIMIZE": "false"}, {"headroom_optimize": "true"}, True),
+])
+def test_mitmdump_precedence(provider, tmp_path, env, sets, optimize):
+    proc = mitmdump(provider.url, tmp_path / "log", tmp_path / "confdir", sets=sets,
+                    env=clean_env(**env))
+    try:
+        assert health(proc.url)["optimize"] is optimize
+    finally:
+        proc.stop()
+
+
+def test_mitmdump_rejects_a_bad_option(provider, tmp_path):
+    """mitmproxy logs the OptionsError and its startup error check ends the process."""
+    argv = [str(BIN / "mitmdump"), "-s", str(ADDON), "--mode", f"reverse:{provider.url}@{free_port()}",
+            "--listen-host", "127.0.0.1", "--set", f"confdir={tmp_path}",
+            "--set", "headroom_min_savings=7"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=clean_env())
+    assert out.returncode != 0
+    assert "--min-savings: must lie in 0..1" in out.stdout + out.stderr
