@@ -1,0 +1,133 @@
+"""The request optimiser the pipeline runs in a worker thread: LLMLingua (opt-in) → compression
+of tool outputs → context fitting. Each stage fails open on its own; the order follows
+DESIGN.md (compress new tool outputs, then fit the window) and issue 8 (LLMLingua before both).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+from .ccr import CCRStore
+from .compression.engine import CompressionConfig, compress_request
+from .fitting.manager import FitConfig, fit_request
+from .fitting.toin import Toin, output_signature
+from .pipeline import OptimizeOutcome
+from .records import TransformSummary
+from .settings import Settings
+from .storage.base import Storage
+from .tokens import count_request
+from .wire.common import Endpoint
+from .wire.request import parse_request
+
+if TYPE_CHECKING:
+    from .ml.llmlingua import LLMLinguaService
+    from .wire.common import ProviderRequest
+
+log = logging.getLogger("headroom")
+
+_CONTAINER = {Endpoint.ANTHROPIC_MESSAGES: "messages", Endpoint.OPENAI_CHAT: "messages",
+              Endpoint.OPENAI_RESPONSES: "input"}
+
+
+def summarise(kinds: list[tuple[str, int, int]]) -> tuple[TransformSummary, ...]:
+    """One summary per transform kind, in first-seen order."""
+    merged: dict[str, list[int]] = {}
+    for kind, before, after in kinds:
+        entry = merged.setdefault(kind, [0, 0, 0])
+        entry[0] += before
+        entry[1] += after
+        entry[2] += 1
+    return tuple(TransformSummary(k, b, a, n) for k, (b, a, n) in merged.items())
+
+
+class RequestOptimizer:
+    """Implements the pipeline's `Optimizer` protocol over the core's transforms."""
+
+    def __init__(self, settings: Settings, ccr: CCRStore, fit_storage: Storage,
+                 toin: Toin | None = None, llmlingua: "LLMLinguaService | None" = None) -> None:
+        self.settings = settings
+        self.ccr = ccr
+        self.fit_storage = fit_storage
+        self.toin = toin
+        self.llmlingua = llmlingua
+        self.compression = CompressionConfig.from_settings(settings)
+        self.fit_config = FitConfig.from_settings(settings)
+
+    def optimize(self, request: "ProviderRequest", tenant: str,
+                 headers: Any = None) -> OptimizeOutcome:
+        endpoint = request.endpoint
+        started = time.monotonic()
+        budget_s = (self.settings.compression_budget_ms or 0) / 1000 or None
+        deadline = started + budget_s if budget_s else None
+        done: list[tuple[str, int, int]] = []
+        notes: list[str] = []
+        changed = False
+        before: int | None = None
+        if self.llmlingua is not None and self.llmlingua.ready:
+            before = count_request(request.doc, endpoint)  # the pass changes what the engine counts
+            changed |= self._prose(request, tenant, done, notes)
+
+        originals = {o.message_index: o for o in request.tool_outputs()} if self.toin else {}
+        report = compress_request(request, tenant=tenant, ccr=self.ccr,
+                                  config=self.compression, deadline=deadline)
+        changed |= report.changed
+        for t in report.transforms:
+            done.append((t.kind, t.tokens_before, t.tokens_after))
+            source = originals.get(t.message_index)
+            if self.toin is not None and source is not None and t.tool_name:
+                self.toin.record_compression(tenant, t.tool_name, output_signature(source.text),
+                                             tokens_before=t.tokens_before,
+                                             tokens_after=t.tokens_after)
+        notes += [f"compression: {e}" for e in report.errors]
+        if report.timed_out:
+            notes.append("compression: time budget reached; remaining outputs left as they were")
+
+        fit = fit_request(request, tenant=tenant, ccr=self.ccr, state_storage=self.fit_storage,
+                          config=self.fit_config, headers=headers,
+                          toin=self.toin.view(tenant) if self.toin else None,
+                          compress_harder=lambda msgs: self._harder(msgs, endpoint, tenant),
+                          deadline=deadline)
+        before = report.tokens_before if before is None else before
+        after = report.tokens_after
+        if fit.fitted:
+            changed = True
+            done.append(("fit", fit.tokens_before, fit.tokens_after))
+            notes.append(f"fitting: {fit.dropped_units} unit(s) left out "
+                         f"({fit.newly_dropped} new), strategy {fit.strategy}")
+            after = fit.tokens_after
+        if not fit.fits:
+            notes.append(f"fitting: request still exceeds the {fit.window}-token window")
+        return OptimizeOutcome(changed, before, after if changed else before,
+                               summarise(done), tuple(notes))
+
+    def _prose(self, request: "ProviderRequest", tenant: str, done: list, notes: list) -> bool:
+        from .ml.prose_pass import compress_prose
+
+        try:  # the pass is async (it awaits the model's worker); this is a worker thread
+            records = asyncio.run(compress_prose(request, tenant=tenant, ccr=self.ccr,
+                                                 service=self.llmlingua, settings=self.settings))
+        except Exception as e:  # fail open: the other transforms still run
+            log.exception("headroom: LLMLingua pass failed")
+            notes.append(f"llmlingua: failed ({type(e).__name__}: {e})")
+            return False
+        changed = False
+        for r in records:
+            if r.changed:
+                changed = True
+                done.append(("llmlingua", r.tokens_before, r.tokens_after))
+        return changed
+
+    def _harder(self, messages: list, endpoint: Endpoint, tenant: str) -> list:
+        """Compress-first: one unit's tool results rendered with the harder settings."""
+        container = _CONTAINER.get(endpoint)
+        if container is None:
+            return messages
+        req = parse_request({container: messages}, endpoint)
+        if req is None:
+            return messages
+        config = CompressionConfig.from_settings(self.settings, harder=True)
+        compress_request(req, tenant=tenant, ccr=self.ccr, config=config)
+        return req.doc[container]

@@ -1,0 +1,149 @@
+"""Builds what the pipeline's extension points hold from one Settings value: the optimiser
+(compression, fitting, LLMLingua), admission (rate limits, budgets), the response cache, the
+pricer and the request log, all over the storage backend the settings choose.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from .ccr import CCRStore
+from .settings import Settings, parse_price_pair
+from .storage.base import Storage
+from .storage.factory import open_storage
+
+if TYPE_CHECKING:
+    from .fitting.toin import Toin
+    from .ml.llmlingua import LLMLinguaService
+    from .pipeline import HeadroomCore
+    from .spend.guard import SpendAdmission
+    from .spend.pricing import Pricing
+    from .spend.request_log import RequestLog
+    from .usage import Usage
+
+log = logging.getLogger("headroom")
+
+
+@dataclass
+class Services:
+    """The long-lived state of one process, closed together."""
+
+    settings: Settings
+    storages: dict[str, Storage] = field(default_factory=dict)
+    ccr: CCRStore | None = None
+    toin: "Toin | None" = None
+    pricing: "Pricing | None" = None
+    admission: "SpendAdmission | None" = None
+    request_log: "RequestLog | None" = None
+    llmlingua: "LLMLinguaService | None" = None
+
+    def storage(self, name: str, size_limit: int = 1 << 30) -> Storage:
+        if name not in self.storages:
+            self.storages[name] = open_storage(self.settings, name, size_limit)
+        return self.storages[name]
+
+    def pricer(self) -> Callable[[str, "Usage"], float]:
+        pricing = self.pricing
+
+        def price(model: str, usage: "Usage") -> float:
+            return pricing.cost(model, usage)[0] if pricing is not None else 0.0
+
+        return price
+
+    def close(self) -> None:
+        if self.request_log is not None:
+            self.request_log.close()
+        if self.llmlingua is not None:
+            self.llmlingua.close()
+        for store in self.storages.values():
+            try:
+                store.close()
+            except Exception:  # closing must not stop the others from closing
+                log.exception("headroom: closing a store failed")
+        self.storages.clear()
+
+
+def build_services(settings: Settings, *, llmlingua: "LLMLinguaService | None" = None) -> Services:
+    """Open stores and build every feature the settings turn on."""
+    from .fitting.toin import Toin
+    from .spend.pricing import Pricing
+
+    s = Services(settings)
+    s.ccr = CCRStore(s.storage("ccr", settings.ccr_max_bytes), ttl=settings.ccr_ttl)
+    s.toin = Toin(s.storage("toin"), global_scope=settings.toin_global)
+    s.pricing = Pricing.load(settings.pricing_file or None, parse_price_pair(settings.default_price))
+    s.admission = _admission(s)
+    if settings.log_file:
+        from .spend.request_log import RequestLog
+
+        s.request_log = RequestLog(settings.log_file, settings.log_messages)
+    s.llmlingua = llmlingua
+    return s
+
+
+def _admission(s: Services) -> "SpendAdmission | None":
+    from .spend.budget import BudgetGuard
+    from .spend.guard import SpendAdmission
+    from .spend.ratelimit import RateLimiter
+
+    st = s.settings
+    limiter = None
+    if st.rate_limit and (st.rpm or st.tpm):
+        limiter = RateLimiter(s.storage("ratelimit"), st.rpm, st.tpm)
+    budget = None
+    if st.budget_usd is not None:
+        budget = BudgetGuard(s.storage("budget"), st.budget_usd, st.budget_period,
+                             st.budget_scope, s.pricing)
+    return SpendAdmission(limiter, budget) if (limiter or budget) else None
+
+
+def cache_hook(s: Services) -> Any:
+    from .spend.guard import CacheHook
+    from .spend.response_cache import ResponseCache
+
+    st = s.settings
+    cache = ResponseCache(s.storage("cache"), st.cache_ttl, st.cache_max_entries)
+    semantic = None
+    if st.semantic_cache:
+        from .spend.semantic_cache import SemanticCache
+
+        semantic = SemanticCache(cache, float(st.semantic_cache_threshold))
+    return CacheHook(cache, semantic)
+
+
+def attach(core: "HeadroomCore", settings: Settings, previous: Services | None = None) -> Services:
+    """Point the core's extension points at freshly built services (closing `previous`)."""
+    from .optimizer import RequestOptimizer
+
+    keep_llm = previous.llmlingua if previous is not None and _same_llm(previous.settings, settings) else None
+    if previous is not None:
+        if keep_llm is not None:
+            previous.llmlingua = None  # handed over, not closed
+        previous.close()
+    llm = keep_llm
+    if llm is None and settings.llmlingua:
+        llm = _start_llmlingua(settings)
+    s = build_services(settings, llmlingua=llm)
+    core.optimizer = RequestOptimizer(settings, s.ccr, s.storage("fitting"), s.toin, llm)
+    core.admission = s.admission
+    core.response_cache = cache_hook(s) if settings.cache else None
+    core.pricer = s.pricer()
+    core.sinks = [s.request_log.write] if s.request_log is not None else []
+    return s
+
+
+def _same_llm(a: Settings, b: Settings) -> bool:
+    return (a.llmlingua, a.llmlingua_model, a.llmlingua_device) == \
+        (b.llmlingua, b.llmlingua_model, b.llmlingua_device)
+
+
+def _start_llmlingua(settings: Settings) -> "LLMLinguaService | None":
+    from .ml.llmlingua import LLMLinguaService, is_installed
+
+    if not is_installed():
+        return None  # the start-up banner says so; requests pass without it
+    service = LLMLinguaService.from_settings(settings)
+    service.start_loading()
+    return service
