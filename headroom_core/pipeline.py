@@ -71,9 +71,11 @@ class OptimizeOutcome:
 
 
 class Optimizer(Protocol):
-    """The compression engine. Called in a worker thread; must not touch the event loop."""
+    """The compression engine. Called in a worker thread; must not touch the event loop.
+    `headers` are the client's request headers (read only; e.g. a context-window beta flag)."""
 
-    def optimize(self, request: "ProviderRequest", tenant: str) -> OptimizeOutcome: ...
+    def optimize(self, request: "ProviderRequest", tenant: str,
+                 headers: Mapping[str, str] | None = None) -> OptimizeOutcome: ...
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,7 @@ class HeadroomCore:
         model = doc.get("model") if isinstance(doc, dict) else None
         seen["model"] = model if isinstance(model, str) else ""
         ticket = replace(ticket, model=seen["model"])
-        outcome = self.optimizer.optimize(request, ticket.tenant)
+        outcome = self.optimizer.optimize(request, ticket.tenant, headers=ticket.info.headers)
         ticket = replace(ticket, tokens_before=outcome.tokens_before,
                          tokens_after=outcome.tokens_after, transforms=outcome.transforms,
                          notes=outcome.notes)

@@ -146,18 +146,18 @@ async def test_forward_flows_to_other_hosts_are_not_touched():
 class Shrink:
     """A stand-in compression engine: replaces the user's text."""
 
-    def optimize(self, request, tenant):
+    def optimize(self, request, tenant, headers=None):
         request.doc["messages"][0]["content"] = "h"
         return OptimizeOutcome(True, 10, 4)
 
 
 class Boom:
-    def optimize(self, request, tenant):
+    def optimize(self, request, tenant, headers=None):
         raise RuntimeError("engine exploded")
 
 
 class Slow:
-    def optimize(self, request, tenant):
+    def optimize(self, request, tenant, headers=None):
         time.sleep(0.5)
         request.doc["messages"][0]["content"] = "never sent"
         return OptimizeOutcome(True, 10, 1)

@@ -37,7 +37,7 @@ async def test_no_hooks_forwards_the_original():
 
 async def test_optimizer_result_becomes_the_new_body_and_counts():
     class Halve:
-        def optimize(self, request, tenant):
+        def optimize(self, request, tenant, headers=None):
             request.doc["messages"][0]["content"] = "short"
             return OptimizeOutcome(True, 100, 40, (TransformSummary("text", 100, 40),))
 
@@ -57,7 +57,7 @@ async def test_optimizer_result_becomes_the_new_body_and_counts():
 
 async def test_optimizer_that_changes_nothing_keeps_the_bytes():
     class Noop:
-        def optimize(self, request, tenant):
+        def optimize(self, request, tenant, headers=None):
             return OptimizeOutcome(False, 50, 50)
 
     core = HeadroomCore(Settings())
@@ -68,7 +68,7 @@ async def test_optimizer_that_changes_nothing_keeps_the_bytes():
 
 async def test_no_optimize_setting_and_other_endpoints_skip_the_optimizer():
     class Never:
-        def optimize(self, request, tenant):
+        def optimize(self, request, tenant, headers=None):
             raise AssertionError("must not run")
 
     core = HeadroomCore(Settings(optimize=False))
@@ -80,7 +80,7 @@ async def test_no_optimize_setting_and_other_endpoints_skip_the_optimizer():
 
 async def test_non_json_body_is_a_note_not_an_error():
     class Never:
-        def optimize(self, request, tenant):
+        def optimize(self, request, tenant, headers=None):
             raise AssertionError("must not run")
 
     core = HeadroomCore(Settings())
