@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+import time
 
 import httpx
 import pytest
@@ -60,3 +61,39 @@ def test_mitmdump_rejects_a_bad_option(provider, tmp_path):
     out = subprocess.run(argv, capture_output=True, text=True, timeout=60, env=clean_env())
     assert out.returncode != 0
     assert "--min-savings: must lie in 0..1" in out.stdout + out.stderr
+
+
+def test_unreachable_upstream_is_a_502_and_is_counted(tmp_path):
+    dead = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    proc = headroom_proxy(dead, tmp_path / "log", tmp_path / "data", env=clean_env())
+    try:
+        with httpx.Client(base_url=proc.url, trust_env=False, timeout=30) as c:
+            resp = c.post("/v1/messages", content=b'{"model":"claude-x"}')
+            assert resp.status_code == 502
+            stats = c.get("/stats").json()
+        assert stats["requests"]["by_status"] == {"error": 1}
+    finally:
+        proc.stop()
+
+
+def test_client_leaving_mid_stream_is_accounted_and_the_proxy_carries_on(provider, tmp_path):
+    from fake_provider import Reply, anthropic_events
+
+    proc = headroom_proxy(provider.url, tmp_path / "log", tmp_path / "data", env=clean_env())
+    try:
+        provider.script(Reply(events=anthropic_events(input_tokens=41), event_delay=0.5))
+        with httpx.Client(base_url=proc.url, trust_env=False, timeout=30) as c:
+            with c.stream("POST", "/v1/messages", content=b'{"stream":true}') as resp:
+                next(resp.iter_raw())  # message_start arrived; leave
+        with httpx.Client(base_url=proc.url, trust_env=False, timeout=30) as c:
+            deadline = time.monotonic() + 20
+            while True:  # the proxy notices the client left when it next writes to it
+                stats = c.get("/stats").json()
+                if stats["requests"]["total"] or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert stats["requests"]["total"] == 1
+            assert stats["usage"]["uncached_input"] == 41  # read before the client left
+            assert c.post("/v1/messages", content=b"{}").status_code == 200
+    finally:
+        proc.stop()
