@@ -3,7 +3,7 @@
 The order of `addons` is the order of the request path:
 options -> forward-mode tunnelling -> capture of the original body (mitmweb) -> routing ->
 local endpoints -> optimiser (admission, cache, compression) -> stream tap and accounting ->
-mitmweb annotation. Each is a thin adapter over `headroom_core` (see ARCHITECTURE.md).
+mitmweb annotation -> credential redaction (before mitmproxy saves a flow). Each is a thin adapter over `headroom_core` (see ARCHITECTURE.md).
 """
 
 # No `from __future__ import annotations`: mitmproxy loads this file as a script (not a
@@ -30,6 +30,7 @@ from headroom_addons.forward import ForwardMode
 from headroom_addons.inspect import Annotate, CaptureOriginal
 from headroom_addons.optimiser import Optimiser
 from headroom_addons.options import HeadroomOptions
+from headroom_addons.redact import RedactCredentials
 from headroom_addons.retrieval import Retrieval
 from headroom_addons.routing import Routing
 from headroom_addons.state import Shared
@@ -47,4 +48,5 @@ addons = [
     Retrieval(shared),
     Accounting(shared),
     Annotate(_capture),
+    RedactCredentials(),
 ]

@@ -293,3 +293,20 @@ def test_list_options_take_repeated_set_strings():
         assert shared.core.settings.protect_tool == ("Read", "Bash")
         tctx.options.set("headroom_protect_tool")
         assert shared.core.settings.protect_tool == ()
+
+
+def test_credentials_are_redacted_once_the_flow_ends():
+    from headroom_addons.redact import RedactCredentials
+
+    addon = RedactCredentials()
+    flow = reverse_flow(headers=(("x-api-key", "sk-ant-1"), ("Authorization", "Bearer sk-2")))
+    flow.response = tutils.tresp()
+    addon.response(flow)
+    values = [flow.request.headers["x-api-key"], flow.request.headers["authorization"]]
+    assert all(v.startswith("[redacted by headroom: t_") for v in values)
+    errored = reverse_flow(headers=(("api-key", "azure-3"),))
+    addon.error(errored)
+    assert "azure-3" not in str(errored.request.headers)
+    plain = reverse_flow()
+    addon.response(plain)
+    assert "redacted" not in str(plain.request.headers)

@@ -97,3 +97,24 @@ def test_client_leaving_mid_stream_is_accounted_and_the_proxy_carries_on(provide
             assert c.post("/v1/messages", content=b"{}").status_code == 200
     finally:
         proc.stop()
+
+
+def test_saved_flows_carry_the_headroom_summary(provider, tmp_path):
+    from mitmproxy import io as mio
+
+    flows_file = tmp_path / "flows"
+    proc = mitmdump(provider.url, tmp_path / "log", tmp_path / "confdir", env=clean_env(),
+                    sets={"save_stream_file": str(flows_file)})
+    try:
+        with httpx.Client(base_url=proc.url, trust_env=False, timeout=30) as c:
+            assert c.post("/v1/messages", content=b'{"model":"claude-x"}',
+                          headers={"x-api-key": "sk-secret"}).status_code == 200
+    finally:
+        proc.stop()
+    with open(flows_file, "rb") as f:
+        flows = list(mio.FlowReader(f).stream())
+    meta = flows[0].metadata["headroom"]
+    assert meta["provider"] == "anthropic" and meta["tenant"].startswith("t_")
+    assert b"sk-secret" not in flows_file.read_bytes()  # DESIGN.md rule 9
+    assert flows[0].request.headers["x-api-key"] == f"[redacted by headroom: {meta['tenant']}]"
+    assert provider.requests[-1].header("x-api-key") == "sk-secret"  # the provider got the key
