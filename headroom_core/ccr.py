@@ -74,8 +74,12 @@ class CCRStore:
         digest = full_hash or hashlib.sha256(data).hexdigest()
         header = json.dumps({"hash": digest, "kind": kind, "tool": tool_name, "created": self._clock()},
                             separators=(",", ":")).encode()
+        ns, key = _namespace(tenant), marker_hash(digest)
         try:
-            self.storage.set(_namespace(tenant), marker_hash(digest), header + b"\n" + data, ttl=self.ttl)
+            # Text and metadata under two keys, so a large original is never copied to prepend
+            # a header; the text is written first, so metadata never names a missing text.
+            self.storage.set(ns, key, data, ttl=self.ttl)
+            self.storage.set(ns, key + ":meta", header, ttl=self.ttl)
         except StorageError as e:
             raise CCRError(f"CCR store failed: {e}") from e
         return digest
@@ -105,13 +109,14 @@ class CCRStore:
         h = hash.strip().lower()
         if len(h) < HASH_LEN or not set(h) <= _HEX:
             return None
+        ns, key = _namespace(tenant), h[:HASH_LEN]
         try:
-            raw = self.storage.get(_namespace(tenant), h[:HASH_LEN])
+            header = self.storage.get(ns, key + ":meta")
+            data = self.storage.get(ns, key) if header is not None else None
         except StorageError:
             return None
-        if raw is None:
+        if header is None or data is None:
             return None
-        header, _, data = raw.partition(b"\n")
         meta = json.loads(header)
         if not meta["hash"].startswith(h):
             return None

@@ -164,7 +164,7 @@ def issue_json(seed: int = 3, n: int = 100) -> Workload:
     items = []
     needle_number = 4711
     for k in range(n):
-        number = 4800 - k * 3 if k != 57 else needle_number
+        number = 4800 - k * 3 if k != min(57, n // 2) else needle_number
         login = rng.choice(logins)
         closed = rng.random() < 0.35
         created = datetime(2025, 1, 1) + timedelta(hours=rng.randint(0, 1800))
@@ -226,7 +226,8 @@ def test_output(seed: int = 5, n: int = 800) -> Workload:
            "platform linux -- Python 3.11.7, pytest-8.3.4, pluggy-1.5.0 -- /srv/app/.venv/bin/python",
            "cachedir: .pytest_cache", "rootdir: /srv/app", "configfile: pyproject.toml",
            "plugins: asyncio-0.24.0, cov-5.0.0", f"collected {n} items", ""]
-    failing = {97: "test_refund_partial_amount", 412: "test_ledger_reconcile_rounding", 733: "test_webhook_signature_rotation"}
+    failing = {int(n * 0.12): "test_refund_partial_amount", int(n * 0.51): "test_ledger_reconcile_rounding",
+               int(n * 0.91): "test_webhook_signature_rotation"}
     names = []
     for k in range(n):
         mod = mods[k * len(mods) // n]

@@ -21,6 +21,7 @@ from .. import tokens
 from ..ccr import CCRError, CCRStore, content_hash, marker_hash
 from ..wire.common import ProviderRequest, ToolOutput
 from .base import CompressContext
+from .counting import COUNTS, count_exact
 from .detect import detect_kind
 from .dispatch import compress_text
 from .markers import find_markers, has_marker
@@ -169,7 +170,7 @@ def _decide(text: str, digest: str, query: str, tool_name: str | None, config: C
             model: str | None) -> OutputResult:
     if len(text) * 4 < config.min_tokens:  # a token is at least one UTF-8 byte
         return OutputResult(None, "", 0, 0, digest, reason="below min_tokens")
-    before = tokens.count_text(text, model)
+    before = COUNTS.count(digest, text, model)
     if before < config.min_tokens:
         return OutputResult(None, "", before, before, digest, reason="below min_tokens")
     if has_marker(text):
@@ -179,7 +180,7 @@ def _decide(text: str, digest: str, query: str, tool_name: str | None, config: C
     rendering = compress_text(text, ctx, kind)
     if rendering is None or rendering.text == text:
         return OutputResult(None, str(kind), before, before, digest, reason="nothing to omit")
-    after = tokens.count_text(rendering.text, model)
+    after = count_exact(rendering.text, model)
     if after >= before or after > before * (1.0 - config.min_savings):
         return OutputResult(None, rendering.kind, before, before, digest, reason="saving below min_savings")
     if kind.name == "json":
@@ -198,13 +199,19 @@ class _Run:
 
 
 def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config: CompressionConfig,
-                     deadline: float | None = None) -> CompressionReport:
+                     deadline: float | None = None, tokens_before: int | None = None) -> CompressionReport:
     """Compress `req.doc` in place. `deadline` is a `time.monotonic()` instant; past it the
-    remaining outputs are left as they are (timed_out)."""
+    remaining outputs are left as they are (timed_out).
+
+    Counts are over the whole request (`tokens.count_request`). The request is counted once,
+    after compression; `tokens_before` is that count plus what each replaced text saved
+    (exact counts of both texts), unless the caller already counted the original request
+    and passes it. The two agree up to a token per replaced text where the request's texts
+    are joined.
+    """
     if deadline is None and config.budget_ms:
         deadline = time.monotonic() + config.budget_ms / 1000.0
     endpoint = req.endpoint
-    tokens_before = tokens.count_request(req.doc, endpoint)
     run = _Run()
     timed_out = False
     model = req.model
@@ -219,7 +226,14 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
                 timed_out = True
                 break
             _one_user_text(req, location, text, tenant, ccr, config, model, run)
-    tokens_after = tokens.count_request(req.doc, endpoint) if run.transforms else tokens_before
+    if not run.transforms:
+        if tokens_before is None:
+            tokens_before = tokens.count_request(req.doc, endpoint)
+        tokens_after = tokens_before
+    else:
+        tokens_after = tokens.count_request(req.doc, endpoint)
+        if tokens_before is None:
+            tokens_before = tokens_after + sum(t.tokens_before - t.tokens_after for t in run.transforms)
     return CompressionReport(tokens_before, tokens_after, tuple(run.transforms), bool(run.transforms),
                              timed_out, tuple(run.errors), tuple(run.skipped))
 

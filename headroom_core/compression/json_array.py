@@ -132,10 +132,7 @@ def _render_array(text: str, s: int, st: _State, depth: int) -> tuple[str | None
             return None, end
         return "[" + text[s + 1:spans[0][0]] + separator(text, spans).join(parts) + text[spans[-1][1]:end - 1] + "]", end
 
-    starts = [a for a, _ in spans]
-    raws = [text[a:b] for a, b in spans]
-    low = text[s:end].lower()
-    sel = select(values, low, s, starts, raws, st.ctx.query, st.ctx.harder, end - s)
+    sel = select(values, text, text[s:end].lower(), s, spans, st.ctx.query, st.ctx.harder)
     keep = sorted(sel.keep)
     records = all(isinstance(v, dict) for v in values)
     drop = sel.constants if records else {}

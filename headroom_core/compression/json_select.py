@@ -176,8 +176,16 @@ def record_columns(values: list[dict], sel: Selection, harder: bool) -> tuple[li
     return http_errors, rare[: max(4, n // 20)] + reps + outliers
 
 
-def select(values: list[Any], low: str, offset: int, starts: list[int], raws: list[str],
-           query: str, harder: bool, total_chars: int) -> Selection:
+def select(values: list[Any], text: str, low: str, offset: int, spans: list[tuple[int, int]],
+           query: str, harder: bool) -> Selection:
+    """`values` and `spans` are the items of the array in `text`; `low` is the array's text
+    lower-cased, starting at `offset` (for the substring searches)."""
+    starts = [a for a, _ in spans]
+
+    def raw(i: int) -> str:
+        a, b = spans[i]
+        return text[a:b]
+
     n = len(values)
     sel = Selection()
     first, last = (2, 1) if harder else (3, 2)
@@ -196,16 +204,17 @@ def select(values: list[Any], low: str, offset: int, starts: list[int], raws: li
     http_errors, optional = record_columns(values, sel, harder) if records else ([], [])
     for i in http_errors[:cap]:
         sel.add(i, "error")
-    budget = total_chars * (0.04 if harder else 0.08)
-    used = sum(len(raws[i]) for i in sel.keep)
-    seen_raw = {raws[i] for i in sel.keep}
+    budget = (spans[-1][1] - spans[0][0]) * (0.04 if harder else 0.08)
+    used = sum(spans[i][1] - spans[i][0] for i in sel.keep)
+    seen_raw = {raw(i) for i in sel.keep}
     for i, why in optional:
         if used >= budget:
             break
-        if i in sel.keep or raws[i] in seen_raw:
+        if i in sel.keep or raw(i) in seen_raw:
             continue
         sel.add(i, why)
-        seen_raw.add(raws[i])
-        used += len(raws[i])
-    sel.duplicates = n - len(set(raws))
+        seen_raw.add(raw(i))
+        used += spans[i][1] - spans[i][0]
+    # distinct items by the hash of their text: no copy of every item is held at once
+    sel.duplicates = n - len({hash(raw(i)) for i in range(n)})
     return sel

@@ -32,19 +32,21 @@ def _parse(lines: list[str]) -> tuple[dict[str, _File], list[str], int] | None:
     other: list[str] = []
     context = 0
     current: _File | None = None
+    match = SEARCH_LINE_RE.match
     for order, line in enumerate(lines):
-        if line == "--" or not line.strip():
+        if line == "--" or not line or line.isspace():
             continue
-        m = SEARCH_LINE_RE.match(line)
+        m = match(line)
         if m:
-            path = m.group("path")
-            f = files.get(path) or files.setdefault(path, _File(path))
-            if m.group("sep") == "-":
+            path, sep, number, text = m.group("path", "sep", "line", "text")
+            f = files.get(path)
+            if f is None:
+                f = files[path] = _File(path)
+            if sep == "-":
                 f.context += 1
                 context += 1
-                continue
-            shown = (m.group("line") + ":" + m.group("text")) if m.group("line") else m.group("text")
-            f.matches.append((order, shown))
+            else:
+                f.matches.append((order, f"{number}:{text}" if number else text))
             continue
         h = _HEADING_RE.match(line)
         if h and current is not None:
@@ -63,6 +65,14 @@ def _parse(lines: list[str]) -> tuple[dict[str, _File], list[str], int] | None:
     return files, other, context
 
 
+def _ranked(f: _File) -> list[int]:
+    """Match order for showing: definitions among the first matches first, then the rest."""
+    head = range(min(len(f.matches), 40))
+    defs = [k for k in head if _DEF_RE.search(f.matches[k][1])]
+    chosen = set(defs)
+    return defs + [k for k in range(len(f.matches)) if k not in chosen]
+
+
 def compress(text: str, ctx: CompressContext) -> Rendering | None:
     lines = text.split("\n")
     parsed = _parse(lines)
@@ -75,17 +85,17 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     terms = query_terms(ctx.query)
     cap = max(3, total // 10)
     shown: dict[str, set[int]] = {p: set() for p in files}
-    for term in terms:
-        hits = [(p, k) for p, f in files.items() for k, (_, t) in enumerate(f.matches) if term in t.lower()]
-        if len(hits) <= cap:
-            for p, k in hits:
-                shown[p].add(k)
+    if terms:
+        lows = {p: [t.lower() for _, t in f.matches] for p, f in files.items()}
+        for term in terms:
+            hits = [(p, k) for p, low in lows.items() for k, t in enumerate(low) if term in t]
+            if len(hits) <= cap:
+                for p, k in hits:
+                    shown[p].add(k)
     budget = len(text) * (0.05 if ctx.harder else 0.10)
     used = sum(len(files[p].matches[k][1]) for p, ks in shown.items() for k in ks)
     order = sorted(files.values(), key=lambda f: -len(f.matches))  # stable: ties keep first appearance
-    ranked = {f.path: sorted(range(len(f.matches)),
-                             key=lambda k, f=f: (0 if _DEF_RE.search(f.matches[k][1]) else 1, k))
-              for f in order}
+    ranked = {f.path: _ranked(f) for f in order}
     rnd = 0
     while used < budget:
         progressed = False

@@ -65,7 +65,8 @@ def test_backend_failure_is_a_ccr_error():
 def test_ensure_skips_rewrites_of_a_recent_put(ccr):
     writes = []
     real_set = ccr.storage.set
-    ccr.storage.set = lambda *a, **k: (writes.append(a[1]), real_set(*a, **k))
+    ccr.storage.set = lambda *a, **k: (writes.append(a[1]) if not a[1].endswith(":meta") else None,
+                                       real_set(*a, **k))
     for _ in range(3):
         ccr.ensure("t", "same text", kind="text")
     ccr.ensure("u", "same text", kind="text")  # another tenant gets its own copy
@@ -99,3 +100,17 @@ def test_bm25_prefers_rare_terms_and_breaks_ties_by_position():
     assert [i for i, _ in ranked] == [0, 3]
     assert rank(docs, "") == [] and rank([], "x") == []
     assert "retry_budget" in tokenize("retry_budget=3") and "budget" in tokenize("retry_budget=3")
+
+
+def test_disk_backend_keeps_large_originals_across_reopening(tmp_path):
+    from headroom_core.storage.disk import DiskStorage
+
+    text = "\n".join(f"2025-03-14 INFO line {i} é" for i in range(50000))
+    store = CCRStore(DiskStorage(tmp_path / "ccr"))
+    full = store.put("t", text, kind="log", tool_name="Bash")
+    store.storage.close()
+    reopened = CCRStore(DiskStorage(tmp_path / "ccr"))  # a restarted process
+    entry = reopened.get("t", marker_hash(full))
+    assert entry.text == text and entry.tool_name == "Bash"
+    assert "L50000:" in reopened.query("t", full, "line 49999")
+    reopened.storage.close()
