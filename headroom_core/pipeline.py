@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import enum
-import json
 import logging
 import threading
 import time
@@ -26,9 +25,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
-from . import accounting, console_line, jsonfmt
-from .console import version
-from .errors import LocalResponse, provider_error
+from . import accounting, console_line, endpoints, jsonfmt
+from .errors import LocalResponse
 from .records import RequestRecord, TransformSummary
 from .routing import Route, RouteKind, route
 from .settings import Settings
@@ -314,32 +312,11 @@ class HeadroomCore:
         return replace(ticket, changed=True), body
 
     def local_response(self, name: str, method: str) -> LocalResponse:
-        """/health, /stats and /metrics."""
-        if method not in ("GET", "HEAD"):
-            err = provider_error("openai", 405, f"headroom: /{name} answers GET only")
-            return replace(err, headers=err.headers + (("allow", "GET, HEAD"),))
-        if name == "metrics":
-            return LocalResponse(200, (("content-type", self.metrics.content_type),),
-                                 self.metrics.render())
-        if name == "health":
-            doc = {"status": "healthy", "optimize": self.settings.optimize,
-                   "stats": self.stats.health_stats(), "version": version(),
-                   "uptime_s": self.stats.uptime_s, "features": self.features()}
-        else:
-            doc = {"version": version(), **self.stats.snapshot()}
-        return LocalResponse(200, (("content-type", "application/json"),),
-                             json.dumps(doc, indent=1).encode())
+        """/health, /stats and /metrics (endpoints.py)."""
+        return endpoints.local_response(self, name, method)
 
     def not_found(self, method: str, path: str) -> LocalResponse:
-        """Unknown paths: 404 in OpenAI's envelope (nothing is sent to a provider)."""
-        return provider_error("openai", 404, f"headroom: no route for {method} "
-                              f"{path.split('?')[0]} (provider APIs live under /v1/; headroom "
-                              "itself serves /health, /stats and /metrics)")
-
-    def features(self) -> dict[str, str]:
-        from .console import feature_states  # small, no rich at import
-
-        return feature_states(self.settings, self)
+        return endpoints.not_found(method, path)
 
     # --- response path ---
 
