@@ -75,16 +75,19 @@ class Turn:
         self.outcome.add_answers(answers)
         return answers
 
-    async def continuation_body(self, facts: RoundFacts, answers: list[Answer]) -> bytes:
-        """The next round's request; the document grows round by round."""
+    async def next_request(self, facts: RoundFacts) -> bytes:
+        """Answer the round's calls and write the next round's request, in one worker-thread
+        hop (the document grows round by round)."""
         last = self.outcome.rounds + 1 >= self.max_rounds
 
-        def build() -> bytes:
+        def build() -> tuple[list[Answer], bytes]:
+            answers = [answer_call(self.originals, self.tenant, c) for c in facts.calls]
             doc = self._doc if self._doc is not None else jsonfmt.loads(self.request_body)
             self._doc = self.dialect.continuation(doc, facts, answers, last)
-            return jsonfmt.dumps(self._doc, jsonfmt.detect_style(self.request_body))
+            return answers, jsonfmt.dumps(self._doc, jsonfmt.detect_style(self.request_body))
 
-        body = await asyncio.to_thread(build)
+        answers, body = await asyncio.to_thread(build)
+        self.outcome.add_answers(answers)
         self.outcome.rounds += 1
         return body
 
@@ -152,7 +155,7 @@ async def buffered_turn(turn: Turn, first_body: bytes, open_upstream: OpenUpstre
         return 200, None, first_body
     responses, rounds = [doc], [facts]
     while step is Next.CONTINUE:
-        body = await turn.continuation_body(facts, await turn.answers(facts))
+        body = await turn.next_request(facts)
         try:
             reply = await open_upstream(body)
         except Exception as e:  # unreachable provider, TLS failure, timeout
@@ -227,8 +230,10 @@ async def _pump(reply: UpstreamReply, stream: _Stream) -> AsyncIterator[bytes]:
     splicer = stream.splicer
     chunks = reply.aiter_bytes().__aiter__()
     async for chunk in chunks:
+        out: list[bytes] = []
         for ev in parser.feed(chunk):
-            await stream.send(splicer.feed(ev))
+            out += splicer.feed(ev)
+        await stream.send(out)  # one write per chunk received, not one per event
         if splicer.round_done:
             return chunks
     for ev in parser.close():
@@ -281,7 +286,7 @@ async def streamed_turn(turn: Turn, first: UpstreamReply, open_upstream: OpenUps
                 await stream.send(splicer.finish(override))
                 return
             stream.between_rounds = True
-            body = await turn.continuation_body(facts, await turn.answers(facts))
+            body = await turn.next_request(facts)
             splicer.begin_round()
             try:
                 reply = await open_upstream(body)
