@@ -47,7 +47,6 @@ _RUNNER_RE = re.compile(
     r"|test .+ \.\.\. (?:ok|FAILED|ignored)$|--- (?:PASS|FAIL|SKIP): |=== RUN |ok\s+\S+\s+[\d.]+s"
     r"|\s*Compiling \S+ v\d|\s*Downloaded \S+ v\d|npm (?:WARN|ERR!|notice)|Step \d+/\d+ :|#\d+ \[|#\d+ (?:DONE|CACHED)"
     r"|\s*(?:✓|✕|√|×|✔|✘) |\S+\.py::\S+ (?:PASSED|FAILED|SKIPPED|ERROR)|\S+\.py [.FEsx]+\s+\[)")
-_TABLE_SPLIT_RE = re.compile(r"\s{2,}")
 
 _CODE_PATTERNS: dict[str, re.Pattern[str]] = {
     "python": re.compile(r"^[ \t]*(?:async[ \t]+)?def \w+\(|^[ \t]*class \w+[(:]|^(?:from [\w.]+ import |import [\w.]+)"
@@ -112,15 +111,10 @@ def _is_search(lines: list[str]) -> bool:
     return matched >= 0.7 * n or (paths >= 1 and heading >= paths and heading + paths >= 0.8 * n)
 
 
-def _is_table(lines: list[str]) -> bool:
-    if len(lines) < 6:
-        return False
-    header = _TABLE_SPLIT_RE.split(lines[0].strip())
-    if len(header) < 3 or not all(h[:1].isupper() and h.replace(" ", "").replace("-", "").replace("_", "").replace("(", "").replace(")", "").isalpha() and h.upper() == h for h in header):
-        return False
-    cols = len(header)
-    fits = sum(1 for line in lines[1:] if abs(len(_TABLE_SPLIT_RE.split(line.strip())) - cols) <= 1)
-    return fits >= 0.8 * (len(lines) - 1)
+def _is_table(lines: list[str], allow_csv: bool) -> bool:
+    from .table import parse_table  # late: table imports the compressors' shared helpers
+
+    return parse_table(lines, allow_csv) is not None
 
 
 _TS_ANYWHERE_RE = re.compile(r"\[\d{2}/\w{3}/\d{4}:\d{2}:\d{2}:\d{2} [+-]\d{4}\]|\d{4}-\d{2}-\d{2}[T ]\d{2}:\d{2}:\d{2}")
@@ -171,11 +165,15 @@ def detect_kind(text: str, allow_json: bool = True) -> ContentKind:
         return SEARCH
     jsonish = sum(1 for line in lines if line.lstrip()[:1] == "{" and line.rstrip()[-1:] == "}")
     if jsonish >= 0.8 * len(lines):
+        if any(line.startswith('{"type":"match"') for line in lines):
+            return SEARCH  # rg --json
         return LOG  # JSON lines: structured logs or events, one record per line
-    if _is_table(lines):
+    if _is_table(lines, allow_csv=False):
         return TABLE
     if _log_share(lines) >= 0.3:
         return LOG
+    if _is_table(lines, allow_csv=True):
+        return TABLE
     lang = _code_language(lines)
     if lang:
         return code_kind(lang)

@@ -146,6 +146,9 @@ def _render_array(text: str, s: int, st: _State, depth: int) -> tuple[str | None
     summary = f"{omitted} of {n} items omitted — kept: " + ", ".join(f"{c} {why}" for why, c in reasons.items())
     if sel.duplicates:
         summary += f"; {sel.duplicates} items are exact duplicates of others"
+    if sel.files:
+        summary += (f"; hits in {len(sel.files)} files, every file with its count: "
+                    + ", ".join(f"{p} ({c})" for p, c in sel.files.items()))
     if sel.dropped_errors:
         summary += f"; {sel.dropped_errors} more items with errors are among the omitted"
     if drop:

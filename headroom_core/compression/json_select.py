@@ -41,6 +41,7 @@ class Selection:
     constants: dict[str, Any] = field(default_factory=dict)  # field -> value in every item
     duplicates: int = 0
     dropped_errors: int = 0
+    files: dict[str, int] = field(default_factory=dict)  # search hits: path -> item count
 
     def add(self, i: int, why: str) -> bool:
         if i in self.keep:
@@ -72,7 +73,7 @@ def error_items(low: str, offset: int, starts: list[int]) -> list[int]:
 
 def _http_error(name: str, col: list[Any]) -> list[int]:
     """Top-level HTTP-style status fields with a 4xx/5xx value."""
-    if name.lower() not in ("status", "status_code", "statuscode", "http_status", "code", "response_code"):
+    if str(name).lower() not in ("status", "status_code", "statuscode", "http_status", "code", "response_code"):
         return []
     return [i for i, v in enumerate(col) if type(v) is int and 400 <= v < 600]
 
@@ -148,12 +149,13 @@ def record_columns(values: list[dict], sel: Selection, harder: bool) -> tuple[li
     rare_cap = max(2, n // 50)
     for name in _fields(values):
         col = [v.get(name, _MISSING) for v in values]
+        label = f"column {name}" if isinstance(name, int) else name
         first = col[0]
         if first is not _MISSING and col.count(first) == n:
             sel.constants[name] = first
             continue
         http_errors.extend(_http_error(name, col))
-        outliers.extend(_outliers(col, name))
+        outliers.extend(_outliers(col, label))
         try:
             counts = Counter(col)
         except TypeError:  # lists or objects as values: no cardinality to speak of
@@ -161,19 +163,43 @@ def record_columns(values: list[dict], sel: Selection, harder: bool) -> tuple[li
         card = len(counts)
         if card > 20 or card < 2:
             continue
-        low_name = name.lower()
+        low_name = str(name).lower()
         status_like = low_name in _STATUS_FIELDS or low_name.endswith(("_status", "_state", "status", "state"))
         # distinct values in order of first appearance (Counter keeps insertion order)
         for value, count in counts.items():
             i = col.index(value)
             if card <= max_card:
-                reps.append((i, f"one per {name}"))
+                reps.append((i, f"one per {label}"))
             if status_like and count <= rare_cap:
                 k = -1
                 for _ in range(count):
                     k = col.index(value, k + 1)
-                    rare.append((k, f"rare {name}"))
+                    rare.append((k, f"rare {label}"))
     return http_errors, rare[: max(4, n // 20)] + reps + outliers
+
+
+_PATH_FIELDS = ("path", "file", "filename", "file_path", "filepath", "uri", "location")
+
+
+def _file_picks(values: list[dict], sel: Selection) -> list[tuple[int, str]]:
+    """Search hits as JSON (items naming a file): count the items per file into `sel.files`
+    and return one item per file, files in order of appearance, as picks."""
+    for name in _PATH_FIELDS:
+        col = [v.get(name) for v in values]
+        paths = [p for p in col if isinstance(p, str) and ("/" in p or "." in p) and " " not in p]
+        if len(paths) >= 0.9 * len(values):
+            break
+    else:
+        return []
+    counts = Counter(p for p in col if isinstance(p, str))
+    if len(counts) == len(values) and len(values) > 200:
+        return []  # a listing of distinct files rather than hits in files
+    sel.files = dict(counts)
+    first_of: dict[str, int] = {}
+    for i, p in enumerate(col):
+        if isinstance(p, str) and p not in first_of:
+            first_of[p] = i
+    return [(i, "one per file") for i in first_of.values()]
 
 
 def select(values: list[Any], text: str, low: str, offset: int, spans: list[tuple[int, int]],
@@ -190,7 +216,10 @@ def select(values: list[Any], text: str, low: str, offset: int, spans: list[tupl
     sel = Selection()
     first, last = (2, 1) if harder else (3, 2)
     records = all(isinstance(v, dict) for v in values)
-    errs = error_items(low, offset, starts) if records else string_error_items(values, low, offset, starts)
+    width = len(values[0]) if isinstance(values[0], list) else 0
+    rows = not records and width >= 2 and all(isinstance(v, list) and len(v) == width for v in values)
+    containers = records or all(isinstance(v, (dict, list)) for v in values)
+    errs = error_items(low, offset, starts) if containers else string_error_items(values, low, offset, starts)
     cap = max(10, n // 10) if harder else max(20, n // 5)
     if len(errs) > cap:
         sel.dropped_errors = len(errs) - cap
@@ -201,9 +230,16 @@ def select(values: list[Any], text: str, low: str, offset: int, spans: list[tupl
         sel.add(i, "matches the request")
     for i in list(range(min(first, n))) + list(range(max(0, n - last), n)):
         sel.add(i, "first/last")
-    http_errors, optional = record_columns(values, sel, harder) if records else ([], [])
+    if records:
+        http_errors, optional = record_columns(values, sel, harder)
+    elif rows:  # rows as arrays: columns by position; nothing is elided from a positional row
+        http_errors, optional = record_columns([dict(enumerate(v)) for v in values], Selection(), harder)
+    else:
+        http_errors, optional = [], []
     for i in http_errors[:cap]:
         sel.add(i, "error")
+    if records:
+        optional = _file_picks(values, sel) + optional
     budget = (spans[-1][1] - spans[0][0]) * (0.04 if harder else 0.08)
     used = sum(spans[i][1] - spans[i][0] for i in sel.keep)
     seen_raw = {raw(i) for i in sel.keep}

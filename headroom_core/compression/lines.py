@@ -65,6 +65,28 @@ def display_template(line: str, width: int = 72) -> str:
     return body if len(body) <= width else body[: width - 1] + "…"
 
 
+def similar_groups(lines: Sequence[str], idx: Sequence[int], share: float = 0.7) -> list[int]:
+    """A group number for each line in `idx`: lines with as many words, the same first word,
+    and at least `share` of their words equal once numbers and ids are masked fall together
+    (`failed for user alice` and `failed for user bob`). Greedy, in order: deterministic."""
+    buckets: dict[tuple[int, str], list[tuple[list[str], int]]] = {}
+    out: list[int] = []
+    next_id = 0
+    for i in idx:
+        words = _MASK_RE.sub("*", _LEAD_TS_RE.sub("", lines[i].strip(), count=1)).split()
+        bucket = buckets.setdefault((len(words), words[0] if words else ""), [])
+        for rep, gid in bucket:
+            if sum(a == b for a, b in zip(rep, words)) >= share * len(words):
+                out.append(gid)
+                break
+        else:
+            if len(bucket) < 64:
+                bucket.append((words, next_id))
+            out.append(next_id)
+            next_id += 1
+    return out
+
+
 def query_terms(query: str, limit: int = 24) -> list[str]:
     """Distinctive lower-case terms of the request (ids, names, paths; no common words)."""
     out: dict[str, None] = {}

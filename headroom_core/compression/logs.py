@@ -16,8 +16,8 @@ from collections import Counter
 
 from . import severity as sv
 from .base import CompressContext, Omitted, Rendering
-from .lines import (absorb_small_gaps, gap_summary, line_keys, line_starts, query_line_hits,
-                    render_kept, split_lines)
+from .lines import (absorb_small_gaps, display_template, gap_summary, line_keys, line_starts,
+                    query_line_hits, render_kept, similar_groups, split_lines)
 
 # Test-runner failure sections that are kept whole (pytest, cargo, jest, go test, mocha).
 _BLOCK_START_RE = re.compile(
@@ -88,10 +88,14 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     # deprecation warnings), the first and last lines of that level stay. Every omitted
     # problem line is counted by level in the marker of the run it falls in.
     level_of = {i: max(sev_of.get(keys[i], 0), line_level.get(i, 0)) for i in problem_lines}
-    repeat_cap = 12 if ctx.harder else 25
-    group = [(keys[i], line_level.get(i, 0)) for i in problem_lines]
+    repeat_cap = 6 if ctx.harder else 10
+    # Many problem lines: group them by similar wording too, so a burst of one error that
+    # names a different user or path on each line is recognised as one repeated error.
+    kinds = similar_groups(lines, problem_lines) if len(problem_lines) > 2 * repeat_cap else \
+        [keys[i] for i in problem_lines]
+    group = [(kind, level_of[i]) for kind, i in zip(kinds, problem_lines)]
     totals = Counter(group)
-    seen: Counter[tuple[bytes, int]] = Counter()
+    seen: Counter[tuple] = Counter()
     chosen: list[int] = []
     for i, g in zip(problem_lines, group):
         seen[g] += 1
@@ -141,15 +145,22 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
         return None
     by_level = {lvl: [i for i in problem_lines if level_of[i] == lvl] for lvl in (sv.WARN, sv.ERROR, sv.FATAL)}
 
+    kind_of = dict(zip(problem_lines, kinds))
+    first_of_kind: dict = {}
+    for i in problem_lines:
+        first_of_kind.setdefault(kind_of[i], i)
+
     def describe(a: int, b: int) -> str:
         summary = gap_summary(keys, lines, a, b)
         notes = []
         for lvl, name in ((sv.FATAL, "FATAL"), (sv.ERROR, "ERROR"), (sv.WARN, "WARN")):
             idx = by_level[lvl]
-            count = bisect.bisect_left(idx, b) - bisect.bisect_left(idx, a)
-            if count:
-                notes.append(f"{count} {name}")
-        return summary + (f" — of them {', '.join(notes)}" if notes else "")
+            lo, hi = bisect.bisect_left(idx, a), bisect.bisect_left(idx, b)
+            if hi > lo:
+                kind, count = Counter(kind_of[i] for i in idx[lo:hi]).most_common(1)[0]
+                like = f", {count} like '{display_template(lines[first_of_kind[kind]])}'" if count > 1 else ""
+                notes.append(f"{hi - lo} {name}{like}")
+        return summary + (f" — of them {'; '.join(notes)}" if notes else "")
 
     body, omitted = render_kept(lines, kept, ctx, describe)
     return Rendering(body, "log", Omitted(omitted, "lines"))

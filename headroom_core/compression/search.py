@@ -1,13 +1,14 @@
 """Search results (grep, ripgrep, git grep): grouped by file, every file listed with its count.
 
 Accepts `path:line:text`, `path:line:col:text`, `path:text`, context lines (`path-line-text`,
-`--`) and ripgrep's heading layout. Each file keeps a header `path (N matches, K shown)`; the
+`--`), ripgrep's heading layout and `rg --json` events (rendered in the same grouped text). Each file keeps a header `path (N matches, K shown)`; the
 shown matches are every match containing a distinctive term of the request, then the rest in
 rounds (definitions first) while the budget lasts. Lines that are not matches stay as they are.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 
@@ -73,9 +74,39 @@ def _ranked(f: _File) -> list[int]:
     return defs + [k for k in range(len(f.matches)) if k not in chosen]
 
 
+def _parse_rg_json(lines: list[str]) -> tuple[dict[str, _File], list[str], int] | None:
+    """`rg --json`: one JSON event per line; matches and context lines by file."""
+    files: dict[str, _File] = {}
+    other: list[str] = []
+    context = 0
+    for order, line in enumerate(lines):
+        if not line.strip():
+            continue
+        try:
+            event = json.loads(line)
+            data = event["data"]
+            kind = event["type"]
+        except (ValueError, KeyError, TypeError):
+            other.append(line)
+            continue
+        if kind not in ("match", "context"):
+            if kind == "summary":
+                other.append(line)
+            continue
+        path = (data.get("path") or {}).get("text") or "?"
+        f = files.get(path) or files.setdefault(path, _File(path))
+        if kind == "context":
+            f.context += 1
+            context += 1
+            continue
+        body = ((data.get("lines") or {}).get("text") or "").rstrip("\n")
+        f.matches.append((order, f"{data.get('line_number', '?')}:{body}"))
+    return (files, other, context) if files else None
+
+
 def compress(text: str, ctx: CompressContext) -> Rendering | None:
     lines = text.split("\n")
-    parsed = _parse(lines)
+    parsed = _parse_rg_json(lines) if text.lstrip()[:1] == "{" else _parse(lines)
     if parsed is None:
         return None
     files, other, context = parsed
@@ -92,7 +123,9 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
             if len(hits) <= cap:
                 for p, k in hits:
                     shown[p].add(k)
-    budget = len(text) * (0.05 if ctx.harder else 0.10)
+    # the budget is a share of the matches as grep prints them (rg --json is far wordier)
+    grep_size = sum(len(f.path) + len(t) + 2 for f in files.values() for _, t in f.matches)
+    budget = grep_size * (0.05 if ctx.harder else 0.10)
     used = sum(len(files[p].matches[k][1]) for p, ks in shown.items() for k in ks)
     order = sorted(files.values(), key=lambda f: -len(f.matches))  # stable: ties keep first appearance
     ranked = {f.path: _ranked(f) for f in order}

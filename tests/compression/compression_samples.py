@@ -239,3 +239,90 @@ def typescript_source(n_funcs: int = 25) -> tuple[str, list[str]]:
     out += ["}", "", "export function createService(router: Router): PaymentService {", "  return new PaymentService(router);", "}"]
     survive.append("export function createService(router: Router): PaymentService {")
     return "\n".join(out), survive
+
+
+def psql_rows(n: int = 600) -> tuple[str, list[str]]:
+    rng = random.Random(23)
+    out = ["  id   |      customer_id       |   status   | amount_cents | currency |     created_at",
+           "-------+------------------------+------------+--------------+----------+---------------------"]
+    survive = list(out)
+    for k in range(n):
+        status = "failed" if k in (77, 401) else rng.choice(["paid"] * 12 + ["pending", "refunded"])
+        row = f" {50000 + k:5d} | cus_{_hex(rng, 18)} | {status:<10} | {rng.randint(500, 90000):12d} | usd      | 2025-03-{1 + k % 28:02d} 10:{k % 60:02d}:00"
+        out.append(row)
+        if status == "failed":
+            survive.append(row)
+    out.append(f"({n} rows)")
+    survive.append(out[-1])
+    return "\n".join(out), survive
+
+
+def csv_export(n: int = 800) -> tuple[str, list[str]]:
+    rng = random.Random(24)
+    out = ["order_id,sku,quantity,unit_price,state,warehouse"]
+    survive = [out[0]]
+    for k in range(n):
+        state = "rejected" if k == 555 else rng.choice(["shipped", "shipped", "shipped", "packed"])
+        row = f"ORD-{100000 + k},SKU-{rng.randint(100, 999)},{rng.randint(1, 5)},{rng.randint(100, 9999) / 100:.2f},{state},{rng.choice(['AMS', 'FRA', 'DUB'])}"
+        out.append(row)
+        if state == "rejected":
+            survive.append(row)
+    return "\n".join(out), survive
+
+
+def markdown_table(n: int = 150) -> tuple[str, list[str]]:
+    rng = random.Random(25)
+    out = ["| service | version | health | p99 ms |", "|---|---|---|---|"]
+    survive = list(out)
+    for k in range(n):
+        health = "degraded" if k == 90 else "ok"
+        row = f"| {rng.choice(WORDS)}-{k} | 2.{rng.randint(0, 30)}.{rng.randint(0, 9)} | {health} | {rng.randint(20, 300)} |"
+        out.append(row)
+        if health == "degraded":
+            survive.append(row)
+    return "\n".join(out), survive
+
+
+def rg_json(n_files: int = 40) -> tuple[str, list[str]]:
+    rng = random.Random(26)
+    files = sorted({f"src/{rng.choice(WORDS)}/mod_{k}.rs" for k in range(n_files)})
+    out = []
+    for f in files:
+        out.append(json.dumps({"type": "begin", "data": {"path": {"text": f}}}, separators=(",", ":")))
+        for _ in range(rng.randint(1, 6)):
+            n = rng.randint(1, 900)
+            out.append(json.dumps({"type": "match", "data": {
+                "path": {"text": f}, "lines": {"text": f"    let retry = Backoff::new({n});\n"}, "line_number": n,
+                "absolute_offset": n * 40, "submatches": [{"match": {"text": "retry"}, "start": 8, "end": 13}]}},
+                separators=(",", ":")))
+        out.append(json.dumps({"type": "end", "data": {"path": {"text": f}, "binary_offset": None,
+                                                       "stats": {"matches": 3, "searches": 1}}}, separators=(",", ":")))
+    return "\n".join(out), files
+
+
+def json_hits(n: int = 150) -> tuple[str, list[str]]:
+    rng = random.Random(27)
+    files = [f"lib/{w}/{x}.ex" for w in WORDS[:6] for x in ("server", "client", "codec")]
+    hits = [{"path": rng.choice(files), "line": rng.randint(1, 700), "preview": f"  def handle_retry({rng.choice(WORDS)}, opts) do"}
+            for _ in range(n)]
+    hits[99]["preview"] = "  @max_backoff_ms 30_000  # cap for every retry"
+    return json.dumps(hits, separators=(",", ":")), sorted({h["path"] for h in hits}) + ["@max_backoff_ms 30_000"]
+
+
+def error_burst_log(n: int = 3000) -> tuple[str, list[str]]:
+    """Thousands of lines, a burst of one error naming a different user each time, one FATAL."""
+    rng = random.Random(28)
+    users = ["alice", "bob", "carol", "dave", "erin", "frank", "grace", "heidi", "ivan", "judy"]
+    out = []
+    survive = []
+    for i in range(n):
+        ts = f"2025-03-14 09:{i // 60 % 60:02d}:{i % 60:02d},{i % 1000:03d}"
+        if 1800 <= i < 2100 and i % 3 == 0:
+            out.append(f"{ts} ERROR auth - token refresh failed for user {rng.choice(users)}: upstream returned 503")
+        elif i == 2500:
+            out.append(f"{ts} CRITICAL db - replica lag exceeded 300s, failing over to standby")
+            survive.append(out[-1])
+        else:
+            out.append(f"{ts} INFO web - GET /api/{rng.choice(WORDS)}s/{rng.randint(1, 9999)} 200 in {rng.randint(1, 90)}ms")
+    first_error = next(line for line in out if " ERROR " in line)
+    return "\n".join(out), survive + [first_error, out[0], out[-1]]

@@ -41,6 +41,12 @@ CASES = [
     (S.git_diff_special, "diff", "", 0.3),
     (S.python_source, "code", "", 0.4),
     (S.typescript_source, "code", "", 0.4),
+    (S.psql_rows, "table", "", 0.9),
+    (S.csv_export, "table", "", 0.9),
+    (S.markdown_table, "table", "", 0.7),
+    (S.rg_json, "search", "", 0.7),
+    (S.json_hits, "json", "where is max_backoff_ms", 0.6),
+    (S.error_burst_log, "log", "", 0.95),
 ]
 
 
@@ -214,3 +220,21 @@ def test_html_is_shown_as_text():
     assert r.kind == "html"
     assert "Release notes" in r.text and "Changed the retry policy for queue 39." in r.text
     assert "<div" not in r.text and "color:red" not in r.text and "var x" not in r.text
+
+
+def test_json_hits_list_every_file_in_the_summary():
+    original, must = S.json_hits()
+    r = json_array.compress(original, ctx())
+    summary = json.loads(r.text)[0]
+    assert "every file with its count" in summary
+    for path in must[:-1]:
+        assert f"{path} (" in summary
+
+
+def test_rows_as_arrays_keep_their_shape():
+    doc = {"columns": ["id", "status", "amount"],
+           "rows": [[i, "failed" if i == 444 else "ok", i % 97] for i in range(1000)]}
+    r = json_array.compress(json.dumps(doc), ctx())
+    out = json.loads(r.text)
+    assert out["columns"] == doc["columns"] and [444, "failed", 444 % 97] in out["rows"]
+    assert all(len(x) == 3 for x in out["rows"] if isinstance(x, list))
