@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 import zlib
@@ -202,8 +203,10 @@ def default_reply(method: str, path: str, body: bytes) -> Reply:
 class FakeProvider:
     """Run with start()/stop() (or as a context manager); `url` is its base URL."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, host: str = "127.0.0.1", port: int = 0,
+                 ssl_context: "ssl.SSLContext | None" = None) -> None:
         self.host, self.port = host, port
+        self.ssl_context = ssl_context  # serve HTTPS with this context
         self.requests: list[Recorded] = []
         self.handler: Callable[[Recorded], Reply | None] | None = None
         self._script: deque[Reply] = deque()
@@ -215,7 +218,7 @@ class FakeProvider:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{'https' if self.ssl_context else 'http'}://{self.host}:{self.port}"
 
     def script(self, *replies: Reply) -> None:
         """The next requests get these replies, in order; later ones get the defaults."""
@@ -253,7 +256,7 @@ class FakeProvider:
 
     async def _listen(self) -> None:
         self._server = await asyncio.start_server(self._serve, self.host, self.port,
-                                                  limit=1 << 20)
+                                                  limit=1 << 20, ssl=self.ssl_context)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def _close(self) -> None:
@@ -284,7 +287,8 @@ class FakeProvider:
                 await self._write_reply(writer, self._next_reply(rec))
                 if (rec.header("connection") or "").lower() == "close":
                     return
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
+        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError,
+                ssl.SSLError):
             return
         finally:
             self._writers.discard(writer)
