@@ -17,3 +17,13 @@ def redis_server():
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def fake_provider():
+    """A fake Anthropic/OpenAI provider on a free loopback port (tests/fake_provider.py);
+    `fake_provider.url` is its base URL, `.requests` what it received, `.script(...)` replies."""
+    from fake_provider import FakeProvider
+
+    with FakeProvider() as provider:
+        yield provider

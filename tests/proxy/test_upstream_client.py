@@ -15,18 +15,17 @@ def test_forwardable_drops_hop_by_hop_and_private_headers():
     assert kept == [("x-api-key", "k"), ("anthropic-version", "v")]
 
 
-async def test_send_returns_status_headers_and_exact_body():
-    with FakeProvider() as provider:
-        provider.script(Reply(status=429, headers=[("retry-after", "3")], body=b'{"e":1}'))
-        client = UpstreamClient()
-        try:
-            resp = await client.send("POST", provider.url + "/v1/messages",
-                                     {"x-api-key": "k", "x-headroom-bypass": "1"}, b'{"a": 1}')
-        finally:
-            await client.aclose()
+async def test_send_returns_status_headers_and_exact_body(fake_provider):
+    fake_provider.script(Reply(status=429, headers=[("retry-after", "3")], body=b'{"e":1}'))
+    client = UpstreamClient()
+    try:
+        resp = await client.send("POST", fake_provider.url + "/v1/messages",
+                                 {"x-api-key": "k", "x-headroom-bypass": "1"}, b'{"a": 1}')
+    finally:
+        await client.aclose()
     assert resp.status == 429 and resp.body == b'{"e":1}'
     assert ("retry-after", "3") in resp.headers
-    got = provider.requests[0]
+    got = fake_provider.requests[0]
     assert got.body == b'{"a": 1}'
     assert got.header("x-api-key") == "k" and got.header("x-headroom-bypass") is None
     assert got.header("user-agent") is None  # nothing of httpx's own
