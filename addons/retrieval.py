@@ -25,12 +25,12 @@ from headroom_core.ccr import CCRStore
 from headroom_core.retrieval.common import TurnOutcome
 from headroom_core.retrieval.conversation import ConversationStore, prepare_request
 from headroom_core.retrieval.engine import Turn
+from headroom_core.retrieval.http1 import Http1Client
 from headroom_core.retrieval.relay import TOKEN_HEADER, Registration, Relay
 from headroom_core.retrieval.tool import ENDPOINTS
 from headroom_core.routing import RouteKind
 from headroom_core.storage.factory import open_storage
 from headroom_core.tenancy import tenant_of
-from headroom_core.upstream import UpstreamClient
 from headroom_core.wire.common import Endpoint
 
 from .state import META_KEY, Shared, note
@@ -81,7 +81,7 @@ class Retrieval:
         except Exception as e:  # no state: stickiness stays derived from markers alone
             logger.warning("headroom: retrieval state store unavailable (%s)", e)
             self.conversations = ConversationStore(None)
-        self.relay = Relay(UpstreamClient(verify=upstream_verify(ctx.options)))
+        self.relay = Relay(Http1Client(verify=upstream_verify(ctx.options)))
         self.relay.start()
 
     def done(self) -> None:

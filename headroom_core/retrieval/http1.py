@@ -107,7 +107,7 @@ class Http1Client:
         if isinstance(verify, ssl.SSLContext):
             self._ssl = verify
         else:
-            self._ssl = ssl.create_default_context()
+            self._ssl = ssl.create_default_context(cafile=_default_ca_bundle())
             if not verify:
                 self._ssl.check_hostname = False
                 self._ssl.verify_mode = ssl.CERT_NONE
@@ -205,6 +205,15 @@ class Http1Client:
             for conn in conns:
                 conn.close()
         self._idle.clear()
+
+
+def _default_ca_bundle() -> str | None:
+    """certifi's bundle, the one mitmproxy trusts by default (None: the system store)."""
+    try:
+        import certifi
+    except ImportError:
+        return None
+    return certifi.where()
 
 
 class _StaleConnection(Exception):

@@ -19,7 +19,7 @@ from headroom_core.ccr import CCRStore, marker_hash  # noqa: E402
 from headroom_core.compression.markers import make_marker  # noqa: E402
 from headroom_core.storage.disk import DiskStorage  # noqa: E402
 from headroom_core.tenancy import tenant_of  # noqa: E402
-from proxy_runner import mitmdump  # noqa: E402
+from proxy_runner import headroom_proxy, mitmdump  # noqa: E402
 from retrieval_clients import read_anthropic, read_chat, read_responses  # noqa: E402
 from retrieval_streams import (TOOL, a_retrieve, anthropic_body, anthropic_events,  # noqa: E402
                                chat_body, chat_events, responses_body, responses_events,
@@ -52,12 +52,17 @@ def digest(data_dir):
     return marker_hash(full)
 
 
-@pytest.fixture(scope="module")
-def proxy(provider, data_dir, digest, tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("mitmdump")
-    proc = mitmdump(provider.url, tmp / "proxy.log", tmp / "confdir",
-                    sets={"headroom_data_dir": str(data_dir), "headroom_cache": "false"},
-                    openai_prefix="/openai")
+@pytest.fixture(scope="module", params=["mitmdump", "headroom"])
+def proxy(request, provider, data_dir, digest, tmp_path_factory):
+    """`mitmdump -s addons/headroom.py` and `headroom proxy`, sharing the data directory."""
+    tmp = tmp_path_factory.mktemp(request.param)
+    if request.param == "mitmdump":
+        proc = mitmdump(provider.url, tmp / "proxy.log", tmp / "confdir",
+                        sets={"headroom_data_dir": str(data_dir), "headroom_cache": "false"},
+                        openai_prefix="/openai")
+    else:
+        proc = headroom_proxy(provider.url, tmp / "proxy.log", data_dir, ["--no-cache"],
+                              openai_prefix="/openai")
     yield proc
     proc.stop()
 
