@@ -1,8 +1,9 @@
 """`headroom certs`, `headroom run -- CMD ...`, `headroom web`, and the forward-mode launch args.
 
 `headroom_core.cli` owns the command and `headroom proxy`; it registers these subcommands with
-`add_subcommands(subparsers)` and appends `forward_mode_args(settings)` to the mitmproxy
-command line of `headroom proxy --forward`. Nothing here imports mitmproxy: the CA is created by
+`add_subcommands(subparsers, proxy_argv=..., settings_from_args=..., add_proxy_flags=...)` and
+appends `forward_mode_args(settings)` to the mitmproxy arguments of `headroom proxy --forward`
+(and so of `headroom web --forward`). Nothing here imports mitmproxy: the CA is created by
 mitmproxy in a child process (certs.py) and mitmweb is exec'd like mitmdump.
 """
 
