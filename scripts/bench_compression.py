@@ -129,7 +129,12 @@ def shapes() -> list[dict]:
         ("npm install", S.npm_install, ""), ("GitHub workflow runs JSON", S.github_workflow_runs, ""),
         ("ripgrep --heading", lambda: S.ripgrep(heading=True), "gracefulShutdownTimeout"),
         ("git diff (rename/binary/mode)", S.git_diff_special, ""), ("Python source", S.python_source, ""),
-        ("TypeScript source", S.typescript_source, ""),
+        ("TypeScript source", S.typescript_source, ""), ("psql rows", S.psql_rows, ""),
+        ("CSV export", S.csv_export, ""), ("markdown table", S.markdown_table, ""), ("rg --json", S.rg_json, ""),
+        ("JSON search hits", S.json_hits, "max_backoff_ms"), ("error burst + CRITICAL log", S.error_burst_log, ""),
+        ("go test -v", S.go_test, ""), ("jest", S.jest, ""), ("unittest", S.unittest_run, ""),
+        ("JSON-lines logs (pino)", S.json_logs, ""), ("logfmt", S.logfmt, ""),
+        ("kubectl get pods -o json", S.kubectl_pods_json, ""),
     ]:
         text, must = build()
         r = compress_text(text, CompressContext(hash="0" * 16, query=query))

@@ -7,6 +7,7 @@ log, code, text — the more specific format wins.
 
 from __future__ import annotations
 
+import json
 import re
 
 from .base import ContentKind
@@ -46,7 +47,8 @@ _RUNNER_RE = re.compile(
     r"^(?:=+ .*(?:test session starts|passed|failed|FAILURES|short test summary).*=+$|PASS |FAIL "
     r"|test .+ \.\.\. (?:ok|FAILED|ignored)$|--- (?:PASS|FAIL|SKIP): |=== RUN |ok\s+\S+\s+[\d.]+s"
     r"|\s*Compiling \S+ v\d|\s*Downloaded \S+ v\d|npm (?:WARN|ERR!|notice)|Step \d+/\d+ :|#\d+ \[|#\d+ (?:DONE|CACHED)"
-    r"|\s*(?:✓|✕|√|×|✔|✘) |\S+\.py::\S+ (?:PASSED|FAILED|SKIPPED|ERROR)|\S+\.py [.FEsx]+\s+\[)")
+    r"|\s*(?:✓|✕|√|×|✔|✘) |\S+\.py::\S+ (?:PASSED|FAILED|SKIPPED|ERROR)|\S+\.py [.FEsx]+\s+\["
+    r"|\S+ \([\w.]+\) \.\.\. (?:ok|FAIL|ERROR|skipped)|Ran \d+ tests? in )")
 
 _CODE_PATTERNS: dict[str, re.Pattern[str]] = {
     "python": re.compile(r"^[ \t]*(?:async[ \t]+)?def \w+\(|^[ \t]*class \w+[(:]|^(?:from [\w.]+ import |import [\w.]+)"
@@ -130,7 +132,10 @@ def _log_share(lines: list[str]) -> float:
 def _code_language(lines: list[str]) -> str | None:
     lines = lines[:150]
     n = len(lines)
-    sample = "\n".join(lines)
+    # Source lines are short; prose written one paragraph per line is not code.
+    if sum(1 for line in lines if len(line) < 160) < 0.7 * n:
+        return None
+    sample = "\n".join(lines)[:16000]
     scores = {lang: len(rx.findall(sample)) for lang, rx in _CODE_PATTERNS.items()}
     # TypeScript is JavaScript with types: its own hits only decide between the two.
     if scores["typescript"]:
@@ -142,6 +147,18 @@ def _code_language(lines: list[str]) -> str | None:
     return None
 
 
+def _json_lines(stripped: str) -> bool:
+    """One JSON value per line (NDJSON), rather than one document."""
+    end = stripped.find("\n", 0, 20000)
+    if end == -1 or stripped[end + 1:end + 2] not in ("{", "["):
+        return False
+    try:
+        json.loads(stripped[:end])
+    except ValueError:
+        return False
+    return True
+
+
 def detect_kind(text: str, allow_json: bool = True) -> ContentKind:
     """json, diff, html, search, table, log, code (with its language) or text."""
     stripped = text.strip()
@@ -149,7 +166,7 @@ def detect_kind(text: str, allow_json: bool = True) -> ContentKind:
         return TEXT
     if not allow_json:
         stripped = " "
-    if stripped[0] in "[{" and stripped[-1] in "]}":
+    if stripped[0] in "[{" and stripped[-1] in "]}" and not _json_lines(stripped):
         # Small documents are parsed here; a large one is taken on its shape and the JSON
         # compressor (which parses it anyway) hands back to the other kinds if it is not JSON.
         if len(text) > _PARSE_LIMIT or parse_json(text) is not None:

@@ -156,27 +156,33 @@ def absorb_small_gaps(lines: Sequence[str], kept: list[bool], max_chars: int = 1
         i = j
 
 
+_DIGITS = str.maketrans("", "", "0123456789")
+
+
 def gap_summary(keys: Sequence[bytes], lines: Sequence[str], a: int, b: int,
                 unit: str = "lines", top: int = 3, min_run: int = 40) -> str:
     """`lines 6-1204 omitted (1199 lines: 800× 'GET /api/* 200', 300× 'cache hit', …)`.
 
-    Templates are listed only for long runs and only when they describe most of the run.
+    Templates are listed only for long runs and only when they describe most of the run; when
+    the line keys are too scattered (a test name on every line), lines are grouped by their
+    first two words instead (`700× '=== RUN …'`).
     """
     count = b - a
     head = f"lines {a + 1}-{b} omitted ({count} {unit}" if count > 1 else f"line {a + 1} omitted (1 {unit[:-1] if unit.endswith('s') else unit}"
     if count < min_run:
         return head + ")"
     freq = Counter(keys[a:b]).most_common(top)
-    covered = sum(c for _, c in freq)
-    if freq[0][1] < 2 or covered * 2 < count:
-        return head + ")"
-    parts = []
-    seg = keys[a:b]
-    for key, c in freq:
-        if c < 2:
-            break
-        parts.append(f"{c}× '{display_template(lines[a + seg.index(key)])}'")
-    rest = count - sum(c for _, c in freq[: len(parts)])
+    if freq[0][1] >= 2 and sum(c for _, c in freq) * 2 >= count:
+        seg = keys[a:b]
+        shown = [(c, display_template(lines[a + seg.index(key)])) for key, c in freq if c >= 2]
+    else:
+        words = [" ".join(line.split(None, 2)[:2]).translate(_DIGITS) for line in lines[a:b]]
+        coarse = Counter(words).most_common(top)
+        if coarse[0][1] < 2 or sum(c for _, c in coarse) * 2 < count or not coarse[0][0]:
+            return head + ")"
+        shown = [(c, w + " …") for w, c in coarse if c >= 2 and w]
+    parts = [f"{c}× '{t}'" for c, t in shown]
+    rest = count - sum(c for c, _ in shown)
     if rest:
         parts.append(f"{rest} other")
     return head + ": " + ", ".join(parts) + ")"

@@ -113,7 +113,7 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
         ctx_before, ctx_after = (before, after) if level >= sv.ERROR else (0, 0)
         for k in range(max(0, i - ctx_before), min(n, i + ctx_after + 1)):
             kept[k] = True
-        if level >= sv.ERROR or sv.starts_trace(lines[i]):
+        if sv.trace_follows(lines, i):
             end = sv.trace_end(lines, i)
             for k in range(i, end):
                 kept[k] = True

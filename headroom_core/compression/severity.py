@@ -180,6 +180,17 @@ def starts_trace(line: str) -> bool:
     return _TRACE_START_RE.search(line) is not None
 
 
+_FRAME_RE = re.compile(r"^\s*(?:at [\w$.<>/]|File \"|\d+: [\w<]|\.\.\. \d+ more|Caused by:|Traceback |goroutine \d+ )"
+                       r"|^\t\S|^[\w.$]+(?:Error|Exception)\b")
+
+
+def trace_follows(lines: list[str], i: int) -> bool:
+    """Whether a stack trace starts at line i or right after it (so it is worth following)."""
+    if starts_trace(lines[i]):
+        return True
+    return i + 1 < len(lines) and _FRAME_RE.match(lines[i + 1]) is not None
+
+
 def trace_end(lines: list[str], start: int, limit: int = 400) -> int:
     """Index after the last line of the stack trace or error block that begins at `start`."""
     n = len(lines)

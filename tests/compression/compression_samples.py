@@ -326,3 +326,80 @@ def error_burst_log(n: int = 3000) -> tuple[str, list[str]]:
             out.append(f"{ts} INFO web - GET /api/{rng.choice(WORDS)}s/{rng.randint(1, 9999)} 200 in {rng.randint(1, 90)}ms")
     first_error = next(line for line in out if " ERROR " in line)
     return "\n".join(out), survive + [first_error, out[0], out[-1]]
+
+
+def go_test(n: int = 1500) -> tuple[str, list[str]]:
+    out = []
+    for k in range(n):
+        t = f"Test{WORDS[k % len(WORDS)].title()}{k}"
+        out.append(f"=== RUN   {t}")
+        if k == n // 2:
+            out += ["    ledger_test.go:88: expected 200, got 500", f"--- FAIL: {t} (0.01s)"]
+            must = out[-2:]
+        else:
+            out.append(f"--- PASS: {t} (0.00s)")
+    out += ["FAIL", "FAIL\tgithub.com/acme/app/payments\t2.314s", "ok  \tgithub.com/acme/app/orders\t0.812s"]
+    return "\n".join(out), must + out[-2:]
+
+
+def jest(n: int = 600) -> tuple[str, list[str]]:
+    rng = random.Random(29)
+    out = [" PASS  src/utils/format.test.ts", " FAIL  src/api/client.test.ts"]
+    out += [f"    ✓ formats {WORDS[k % len(WORDS)]} value {k} ({rng.randint(1, 9)} ms)" for k in range(n)]
+    fail = ["    ✕ retries on 503 (12 ms)", "", "  ● client › retries on 503", "",
+            "    expect(received).toBe(expected) // Object.is equality", "", "    Expected: 3", "    Received: 1", "",
+            "      41 |     await client.get('/x');", "    > 42 |     expect(calls).toBe(3);", "         |                   ^", "",
+            "      at Object.<anonymous> (src/api/client.test.ts:42:19)", "",
+            "Test Suites: 1 failed, 23 passed, 24 total", f"Tests:       1 failed, {n} passed, {n + 1} total", "Time:        8.123 s"]
+    out += fail
+    return "\n".join(out), [fail[0], fail[2], fail[7], fail[13], fail[16]]
+
+
+def unittest_run(n: int = 800) -> tuple[str, list[str]]:
+    out = [f"test_{WORDS[k % len(WORDS)]}_{k} (tests.test_{WORDS[k % 7]}.{WORDS[k % 5].title()}Tests.test_{WORDS[k % len(WORDS)]}_{k}) ... ok"
+           for k in range(n)]
+    out[n // 2] = "test_refund_444 (tests.test_refund.RefundTests.test_refund_444) ... FAIL"
+    tail = ["", "=" * 70, "FAIL: test_refund_444 (tests.test_refund.RefundTests.test_refund_444)", "-" * 70,
+            "Traceback (most recent call last):", '  File "/app/tests/test_refund.py", line 31, in test_refund_444',
+            "    self.assertEqual(refund.total, 1299)", "AssertionError: 1200 != 1299", "", "-" * 70,
+            f"Ran {n} tests in 3.211s", "", "FAILED (failures=1)"]
+    out += tail
+    return "\n".join(out), [out[n // 2], tail[2], tail[5], tail[7], tail[-1]]
+
+
+def json_logs(n: int = 3000) -> tuple[str, list[str]]:
+    rng = random.Random(30)
+    out = []
+    for k in range(n):
+        rec = {"ts": f"2025-03-14T09:{k // 60 % 60:02d}:{k % 60:02d}.{k % 1000:03d}Z", "level": "info", "msg": "request completed",
+               "route": f"/api/{WORDS[k % len(WORDS)]}", "status": 200, "duration_ms": rng.randint(1, 200),
+               "trace_id": "%032x" % rng.getrandbits(128)}
+        if k == n * 3 // 4:
+            rec = {"ts": "2025-03-14T09:37:02.222Z", "level": "fatal", "msg": "unhandled rejection",
+                   "err": {"type": "TypeError", "message": "Cannot read properties of undefined (reading 'id')",
+                           "stack": "TypeError: Cannot read properties of undefined (reading 'id')\n    at settle (/app/dist/ledger.js:212:19)"}}
+        out.append(json.dumps(rec, separators=(",", ":")))
+    return "\n".join(out), [out[n * 3 // 4], out[0], out[-1]]
+
+
+def logfmt(n: int = 3000) -> tuple[str, list[str]]:
+    rng = random.Random(31)
+    out = [f'ts=2025-03-14T09:{k // 60 % 60:02d}:{k % 60:02d}Z level=info msg="handled request" method=GET '
+           f'path=/api/{WORDS[k % len(WORDS)]} status=200 dur={rng.randint(1, 90)}ms' for k in range(n)]
+    out[100] = 'ts=2025-03-14T09:01:40Z level=error msg="db query failed" err="pq: deadlock detected" query=UpdateLedger'
+    out[2000] = 'ts=2025-03-14T09:33:20Z level=info msg="handled request" method=POST path=/api/charges status=502 dur=30001ms'
+    return "\n".join(out), [out[100], out[2000]]
+
+
+def kubectl_pods_json(n: int = 80) -> tuple[str, list[str]]:
+    rng = random.Random(32)
+    items = []
+    for k in range(n):
+        bad = k == n // 3
+        items.append({"apiVersion": "v1", "kind": "Pod",
+                      "metadata": {"name": f"api-{k:04x}", "namespace": "prod", "labels": {"app": "api"}, "uid": "%032x" % rng.getrandbits(128)},
+                      "spec": {"containers": [{"name": "api", "image": "acme/api:2.1"}], "nodeName": f"node-{k % 5}"},
+                      "status": {"phase": "Failed" if bad else "Running", "containerStatuses": [{
+                          "name": "api", "ready": not bad, "restartCount": 7 if bad else 0,
+                          "state": {"terminated": {"reason": "OOMKilled", "exitCode": 137}} if bad else {"running": {"startedAt": "2025-03-14T08:00:00Z"}}}]}})
+    return json.dumps({"apiVersion": "v1", "items": items, "kind": "List"}, separators=(",", ":")), [f'"name":"api-{n // 3:04x}"', "OOMKilled"]

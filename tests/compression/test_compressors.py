@@ -47,6 +47,12 @@ CASES = [
     (S.rg_json, "search", "", 0.7),
     (S.json_hits, "json", "where is max_backoff_ms", 0.6),
     (S.error_burst_log, "log", "", 0.95),
+    (S.go_test, "log", "", 0.9),
+    (S.jest, "log", "", 0.8),
+    (S.unittest_run, "log", "", 0.8),
+    (S.json_logs, "log", "", 0.95),
+    (S.logfmt, "log", "", 0.95),
+    (S.kubectl_pods_json, "json", "", 0.7),
 ]
 
 
