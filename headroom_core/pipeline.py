@@ -70,7 +70,9 @@ class OptimizeOutcome:
 
 class Optimizer(Protocol):
     """The compression engine. Called in a worker thread; must not touch the event loop.
-    `headers` are the client's request headers (read only; e.g. a context-window beta flag)."""
+    `headers` are the client's request headers (read only; e.g. a context-window beta flag).
+    Not called for bodies shorter than `min_tokens` bytes: every token is at least one byte,
+    so no tool output there reaches the threshold and no context window is exceeded."""
 
     def optimize(self, request: "ProviderRequest", tenant: str,
                  headers: Mapping[str, str] | None = None) -> OptimizeOutcome: ...
@@ -261,7 +263,7 @@ class HeadroomCore:
         info = ticket.info
         return (self.optimizer is not None and self.settings.optimize and not ticket.bypass
                 and info.method == "POST" and info.route.endpoint in OPTIMIZABLE
-                and bool(info.body))
+                and len(info.body) >= max(1, self.settings.min_tokens))
 
     async def _optimize(self, ticket: Ticket) -> tuple[Ticket, bytes | None]:
         """Run the optimizer off the loop within the time budget; fail open on anything."""

@@ -37,7 +37,8 @@ def reverse_flow(path: str = "/v1/messages", method: str = "POST", body: bytes =
 
 def make(shared: Shared | None = None):
     shared = shared or Shared()
-    opts = HeadroomOptions(shared, environ={})
+    # small test bodies: let the optimiser see them (it skips bodies under min_tokens bytes)
+    opts = HeadroomOptions(shared, environ={"HEADROOM_MIN_TOKENS": "10"})
     return shared, [opts, Routing(shared), LocalEndpoints(shared), Optimiser(shared),
                     Accounting(shared, console=None)]
 

@@ -41,7 +41,7 @@ async def test_optimizer_result_becomes_the_new_body_and_counts():
             request.doc["messages"][0]["content"] = "short"
             return OptimizeOutcome(True, 100, 40, (TransformSummary("text", 100, 40),))
 
-    core = HeadroomCore(Settings())
+    core = HeadroomCore(Settings(min_tokens=10))
     core.optimizer = Halve()
     d = await core.prepare(info(core, headers={"authorization": "Bearer k"}))
     assert d.action is Action.FORWARD_CHANGED
@@ -60,7 +60,7 @@ async def test_optimizer_that_changes_nothing_keeps_the_bytes():
         def optimize(self, request, tenant, headers=None):
             return OptimizeOutcome(False, 50, 50)
 
-    core = HeadroomCore(Settings())
+    core = HeadroomCore(Settings(min_tokens=10))
     core.optimizer = Noop()
     d = await core.prepare(info(core))
     assert d.action is Action.FORWARD and d.ticket.tokens_before == 50
@@ -83,7 +83,7 @@ async def test_non_json_body_is_a_note_not_an_error():
         def optimize(self, request, tenant, headers=None):
             raise AssertionError("must not run")
 
-    core = HeadroomCore(Settings())
+    core = HeadroomCore(Settings(min_tokens=10))
     core.optimizer = Never()
     d = await core.prepare(info(core, body=b"\x00\x01 not json"))
     assert d.action is Action.FORWARD and not d.ticket.error and d.ticket.notes
@@ -185,3 +185,13 @@ def test_stream_account_returns_chunks_unchanged(encoding):
     out = b"".join(tap(raw[i:i + 5]) for i in range(0, len(raw), 5)) + tap(b"")
     assert out == raw
     assert tap.outcome().usage == Usage(9, 2, 0, 0)
+
+
+async def test_bodies_below_min_tokens_bytes_skip_the_optimizer_hop():
+    class Never:
+        def optimize(self, request, tenant, headers=None):
+            raise AssertionError("must not run")
+
+    core = HeadroomCore(Settings(min_tokens=len(BODY) + 1))
+    core.optimizer = Never()
+    assert (await core.prepare(info(core))).action is Action.FORWARD
