@@ -174,8 +174,8 @@ class ResponseInfo:
 
     status: int
     ended_at: float
-    headers: Mapping[str, str] = field(default_factory=dict)
-    body: bytes | None = None  # decoded body of a buffered response; None when streamed
+    headers: Mapping[str, str] = field(default_factory=dict)  # content-type, content-encoding
+    body: bytes | None = None  # a buffered response's body as received (still content-encoded)
     tap: accounting.StreamAccount | None = None  # the stream's accounting when streamed
     error: str = ""
     # headroom_retrieve rounds answered within the turn (addons/retrieval.py)
