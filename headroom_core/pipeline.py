@@ -373,7 +373,8 @@ class HeadroomCore:
         else:
             outcome = accounting.body_outcome(info.route.endpoint, response.status,
                                               response.headers, response.body)
-        usage = outcome.usage
+        # Answered by headroom itself (cache hit, refusal): the provider billed nothing.
+        usage = Usage() if ticket.cache == "hit" or ticket.refused else outcome.usage
         model = ticket.model or facts.model or outcome.model
         record = RequestRecord(
             request_id=info.flow_id, tenant=ticket.tenant, provider=info.route.provider,

@@ -122,6 +122,9 @@ async def test_cache_hit_and_store():
     core.response_cache = cache = Cache()
     d = await core.prepare(info(core))
     assert d.action is Action.RESPOND and d.ticket.cache == "hit"
+    replay = core.finish(d.ticket, ResponseInfo(200, time.time(), {"content-type": "application/json"},
+                                                b'{"usage":{"prompt_tokens":40,"completion_tokens":2}}'))
+    assert replay.usage == Usage() and replay.cache == "hit"  # the provider billed nothing
     d2 = await core.prepare(info(core, "/v1/responses"))
     assert d2.action is Action.FORWARD and d2.ticket.cache == "miss"
     core.finish(d2.ticket, ResponseInfo(200, time.time()))
