@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
+import operator
 import re
 from collections import Counter
 from typing import Callable, Sequence
@@ -55,7 +56,8 @@ def line_keys(text: str) -> list[bytes]:
 
 def line_starts(lines: Sequence[str]) -> list[int]:
     """Offset of each line's first character in the text the lines were split from."""
-    return [0, *itertools.accumulate(len(line) + 1 for line in lines[:-1])]
+    # map/accumulate keep the loop in C: len(line) + 1 summed up
+    return [0, *itertools.accumulate(map(operator.add, map(len, lines[:-1]), itertools.repeat(1)))]
 
 
 def display_template(line: str, width: int = 72) -> str:
@@ -156,9 +158,6 @@ def absorb_small_gaps(lines: Sequence[str], kept: list[bool], max_chars: int = 1
         i = j
 
 
-_DIGITS = str.maketrans("", "", "0123456789")
-
-
 def gap_summary(keys: Sequence[bytes], lines: Sequence[str], a: int, b: int,
                 unit: str = "lines", top: int = 3, min_run: int = 40) -> str:
     """`lines 6-1204 omitted (1199 lines: 800× 'GET /api/* 200', 300× 'cache hit', …)`.
@@ -176,11 +175,12 @@ def gap_summary(keys: Sequence[bytes], lines: Sequence[str], a: int, b: int,
         seg = keys[a:b]
         shown = [(c, display_template(lines[a + seg.index(key)])) for key, c in freq if c >= 2]
     else:
-        words = [" ".join(line.split(None, 2)[:2]).translate(_DIGITS) for line in lines[a:b]]
+        # the first two words of the keys (digits and hex already gone), shown from a real line
+        words = [b" ".join(k.split(None, 2)[:2]) for k in keys[a:b]]
         coarse = Counter(words).most_common(top)
         if coarse[0][1] < 2 or sum(c for _, c in coarse) * 2 < count or not coarse[0][0]:
             return head + ")"
-        shown = [(c, w + " …") for w, c in coarse if c >= 2 and w]
+        shown = [(c, " ".join(lines[a + words.index(w)].split(None, 2)[:2]) + " …") for w, c in coarse if c >= 2 and w]
     parts = [f"{c}× '{t}'" for c, t in shown]
     rest = count - sum(c for c, _ in shown)
     if rest:
