@@ -244,3 +244,17 @@ def test_rows_as_arrays_keep_their_shape():
     out = json.loads(r.text)
     assert out["columns"] == doc["columns"] and [444, "failed", 444 % 97] in out["rows"]
     assert all(len(x) == 3 for x in out["rows"] if isinstance(x, list))
+
+
+def test_objects_used_as_maps_of_records_are_cut_like_arrays():
+    packages = {f"node_modules/pkg-{k}": {"version": f"1.{k}.0", "license": "GPL-3.0" if k == 77 else "MIT",
+                                          "integrity": "sha512-" + "ab" * 40} for k in range(300)}
+    original = json.dumps({"name": "app", "lockfileVersion": 3, "packages": packages}, indent=2)
+    r = json_array.compress(original, ctx("which package is GPL licensed"))
+    doc = json.loads(r.text)
+    assert doc["name"] == "app" and doc["lockfileVersion"] == 3
+    out = doc["packages"]
+    assert out["_headroom"].startswith("[headroom: ") and "of 300 members omitted" in out["_headroom"]
+    assert out["node_modules/pkg-77"]["license"] == "GPL-3.0"
+    assert any(k.startswith("_headroom_omitted_") for k in out)
+    assert r.text.count('"node_modules/pkg-0": {') == 1  # kept members as written (indentation included)
