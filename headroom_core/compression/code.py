@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 
 from .base import CompressContext, Omitted, Rendering
-from .lines import split_lines
+from .lines import query_terms, split_lines
 
 _PY_DEF_RE = re.compile(r"^(\s*)(?:async\s+)?def\s+(\w+)")
 _DOC_START_RE = re.compile(r"^\s*[rRbBuU]?(?:\"\"\"|''')")
@@ -123,6 +123,21 @@ def _brace_bodies(lines: list[str], min_body: int) -> list[tuple[int, int, str, 
     return result
 
 
+def _unless_asked_about(lines: list[str], bodies: list[tuple[int, int, str, str]], query: str) -> list:
+    """Drop from elision the bodies the request names: the function itself, or a distinctive
+    term of the request that only a few bodies contain."""
+    terms = query_terms(query)
+    if not terms:
+        return bodies
+    texts = ["\n".join(lines[a:b]).lower() for a, b, _, _ in bodies]
+    wanted: set[int] = set()
+    for term in terms:
+        hits = [k for k, (body, (_, _, name, _)) in enumerate(zip(texts, bodies)) if term == name.lower() or term in body]
+        if len(hits) <= 2:
+            wanted.update(hits)
+    return [b for k, b in enumerate(bodies) if k not in wanted]
+
+
 def compress(text: str, ctx: CompressContext, language: str | None = None) -> Rendering | None:
     lines = split_lines(text)
     if len(lines) < 20:
@@ -134,6 +149,7 @@ def compress(text: str, ctx: CompressContext, language: str | None = None) -> Re
     else:
         bodies = _brace_bodies(lines, min_body)
         comment = "// "
+    bodies = _unless_asked_about(lines, bodies, ctx.query)
     if not bodies:
         return None
     out: list[str] = []

@@ -9,6 +9,7 @@ restart; the in-process memo only makes that cheap. Any failure leaves that outp
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import threading
@@ -183,7 +184,7 @@ def _decide(text: str, digest: str, query: str, tool_name: str | None, config: C
     after = count_exact(rendering.text, model)
     if after >= before or after > before * (1.0 - config.min_savings):
         return OutputResult(None, rendering.kind, before, before, digest, reason="saving below min_savings")
-    if kind.name == "json":
+    if rendering.kind == "json":
         json.loads(rendering.text)  # JSON in, JSON out; a failure here is caught per output
     if rendering.omitted.count and ctx.hash not in find_markers(rendering.text):
         raise AssertionError("a rendering omitted content without a marker naming its hash")
@@ -270,7 +271,7 @@ def _one_user_text(req: ProviderRequest, location: tuple, text: str, tenant: str
         return
     index = location[1] if len(location) > 1 and type(location[1]) is int else -1
     user_config = config if config.min_tokens >= config.user_min_tokens else \
-        CompressionConfig(**{**config.__dict__, "min_tokens": config.user_min_tokens})
+        dataclasses.replace(config, min_tokens=config.user_min_tokens)
     try:
         result = compress_output(text, tenant=tenant, ccr=ccr, config=user_config, model=model)
         if result.text is None:

@@ -258,3 +258,14 @@ def test_objects_used_as_maps_of_records_are_cut_like_arrays():
     assert out["node_modules/pkg-77"]["license"] == "GPL-3.0"
     assert any(k.startswith("_headroom_omitted_") for k in out)
     assert r.text.count('"node_modules/pkg-0": {') == 1  # kept members as written (indentation included)
+
+
+def test_code_keeps_the_body_the_request_asks_about():
+    original, _ = S.python_source()
+    name = next(line.split("def ")[1].split("(")[0] for line in original.splitlines() if "def " in line and "_7(" in line)
+    r = code.compress(original, ctx(f"why does {name} return 0?"), "python")
+    lines = original.splitlines()
+    start = next(i for i, line in enumerate(lines) if f"def {name}(" in line)
+    body = lines[start + 2:start + 6]
+    assert all(line in r.text for line in body)
+    assert f"body of {name}:" not in r.text
