@@ -12,6 +12,7 @@ replay show the provider) and the relay's private header goes. What retrieval di
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import re
 import ssl
@@ -40,6 +41,7 @@ logger = logging.getLogger("headroom")
 META_RETRIEVAL = "headroom_retrieval"
 # Anything that could mean the tool is needed: a marker, a carried call, a fitting note.
 _NEEDLE = b"headroom_retrieve"
+_TLS_OPTIONS = {"ssl_insecure", "ssl_verify_upstream_trusted_ca", "ssl_verify_upstream_trusted_confdir"}
 _PREVIOUS = re.compile(rb'"previous_response_id"\s*:\s*"([^"\\]{1,200})"')
 
 
@@ -75,6 +77,13 @@ class Retrieval:
     # --- lifecycle ---
 
     def running(self) -> None:
+        self._start()
+
+    def _start(self) -> Relay:
+        """Open the state store and start the relay, once. Also called from the first request:
+        mitmproxy 12 may accept a flow before the `running` hook has fired."""
+        if self.relay is not None:
+            return self.relay
         settings = self.shared.core.settings
         try:
             self.conversations = ConversationStore(open_storage(settings, "retrieval"))
@@ -83,6 +92,13 @@ class Retrieval:
             self.conversations = ConversationStore(None)
         self.relay = Relay(Http1Client(verify=upstream_verify(ctx.options)))
         self.relay.start()
+        return self.relay
+
+    def configure(self, updated: set[str]) -> None:
+        if self.relay is not None and updated & _TLS_OPTIONS:
+            old, self.relay.client = self.relay.client, Http1Client(verify=upstream_verify(ctx.options))
+            with contextlib.suppress(RuntimeError):  # no loop: nothing was ever connected
+                asyncio.get_running_loop().create_task(old.aclose())
 
     def done(self) -> None:
         relay, self.relay = self.relay, None
@@ -109,7 +125,7 @@ class Retrieval:
     # --- hooks ---
 
     async def request(self, flow: http.HTTPFlow) -> None:
-        if flow.response or flow.error or not flow.live or self.relay is None:
+        if flow.response or flow.error or not flow.live:
             return
         state = self.shared.flows.get(flow.id)
         if state is None or state.route.kind is not RouteKind.UPSTREAM:
@@ -119,6 +135,7 @@ class Retrieval:
         if endpoint not in ENDPOINTS or req.method != "POST":
             return
         try:
+            self._start()
             await self._prepare(flow, endpoint)
         except Exception as e:  # fail open: the request goes out as the optimiser left it
             logger.exception("headroom: flow %s: retrieval preparation failed", flow.id)

@@ -39,12 +39,13 @@ def flow_for(content: bytes) -> http.HTTPFlow:
     return tflow.tflow(req=req)
 
 
-async def prepared(tmp_path, content: bytes):
+async def prepared(tmp_path, content: bytes, running: bool = True):
     shared = Shared()
     shared.core.configure(Settings(data_dir=str(tmp_path)))
     addon = Retrieval(shared)
     with taddons.context(addon):
-        addon.running()
+        if running:
+            addon.running()
         flow = flow_for(content)
         shared.flows[flow.id] = FlowState(ROUTE, "/v1/messages")
         await addon.request(flow)
@@ -75,6 +76,13 @@ async def test_marked_request_gets_the_tool_and_goes_to_the_relay(tmp_path):
     assert flow.request.host_header == "api.anthropic.com"
     assert TOKEN_HEADER not in flow.request.headers
     assert flow.response.stream is True
+    addon.done()
+
+
+async def test_a_flow_before_the_running_hook_still_gets_the_relay(tmp_path):
+    # mitmproxy 12 can accept a flow before `running` fires (seen with a TLS upstream).
+    addon, flow = await prepared(tmp_path, body(True), running=False)
+    assert addon.relay is not None and flow.request.port == addon.relay.port
     addon.done()
 
 
