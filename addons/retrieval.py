@@ -70,8 +70,7 @@ class Retrieval:
     def __init__(self, shared: Shared) -> None:
         self.shared = shared
         self.relay: Relay | None = None
-        self.conversations: ConversationStore | None = None
-        self._ccr: CCRStore | None = None
+        self._own: tuple[CCRStore | None, ConversationStore] | None = None
         self._targets: dict[str, RealTarget] = {}
 
     # --- lifecycle ---
@@ -80,18 +79,11 @@ class Retrieval:
         self._start()
 
     def _start(self) -> Relay:
-        """Open the state store and start the relay, once. Also called from the first request:
-        mitmproxy 12 may accept a flow before the `running` hook has fired."""
-        if self.relay is not None:
-            return self.relay
-        settings = self.shared.core.settings
-        try:
-            self.conversations = ConversationStore(open_storage(settings, "retrieval"))
-        except Exception as e:  # no state: stickiness stays derived from markers alone
-            logger.warning("headroom: retrieval state store unavailable (%s)", e)
-            self.conversations = ConversationStore(None)
-        self.relay = Relay(Http1Client(verify=upstream_verify(ctx.options)))
-        self.relay.start()
+        """Start the relay, once. Also called from the first request: mitmproxy 12 may accept
+        a flow before the `running` hook has fired."""
+        if self.relay is None:
+            self.relay = Relay(Http1Client(verify=upstream_verify(ctx.options)))
+            self.relay.start()
         return self.relay
 
     def configure(self, updated: set[str]) -> None:
@@ -108,19 +100,24 @@ class Retrieval:
             except RuntimeError:
                 pass
 
-    def ccr(self) -> CCRStore | None:
-        """The CCR store the compressor writes to (shared when the core carries one)."""
-        shared = getattr(self.shared.core, "ccr", None)
-        if shared is not None:
-            return shared
-        if self._ccr is None:
+    def stores(self) -> tuple[CCRStore | None, ConversationStore]:
+        """The CCR store the compressor writes to and retrieval's own state: the process's
+        shared services when the addons carry them (`shared.services`), else stores opened
+        here on the same backend (the data directory or Redis)."""
+        services = getattr(self.shared, "services", None)
+        if services is not None and getattr(services, "ccr", None) is not None:
+            return services.ccr, ConversationStore(services.storage("retrieval"))
+        if self._own is None:
             settings = self.shared.core.settings
+            ccr, state = None, None
             try:
-                self._ccr = CCRStore(open_storage(settings, "ccr", settings.ccr_max_bytes),
-                                     ttl=settings.ccr_ttl)
-            except Exception as e:
-                logger.warning("headroom: CCR store unavailable for retrieval (%s)", e)
-        return self._ccr
+                ccr = CCRStore(open_storage(settings, "ccr", settings.ccr_max_bytes),
+                               ttl=settings.ccr_ttl)
+                state = open_storage(settings, "retrieval")
+            except Exception as e:  # misses and derived stickiness still work without them
+                logger.warning("headroom: retrieval stores unavailable (%s)", e)
+            self._own = (ccr, ConversationStore(state))
+        return self._own
 
     # --- hooks ---
 
@@ -145,20 +142,28 @@ class Retrieval:
         req = flow.request
         body = req.get_content(strict=False) or b""
         tenant = tenant_of(req.headers)
-        if _NEEDLE not in body and not await self._chained(tenant, endpoint, body):
-            return
-        conversations = self.conversations
+        previous = _PREVIOUS.search(body) if endpoint is Endpoint.OPENAI_RESPONSES else None
+        if _NEEDLE not in body and previous is None:
+            return  # nothing in this request can need the tool: no parse, no lookup
 
-        def prepare() -> tuple[Any, bytes | None]:
+        def prepare() -> tuple[Any, bytes | None, tuple]:
+            stores = self.stores()  # opened on first use, off the event loop
+            conversations = stores[1]
+            if _NEEDLE not in body:  # a Responses chain: only its record can say
+                key = "resp:" + previous.group(1).decode("utf-8", "replace")
+                if not conversations.record(tenant, key).get("tool"):
+                    return None, None, stores
             doc = jsonfmt.loads(body)
             prep = prepare_request(doc, endpoint, tenant, conversations)
             new = jsonfmt.dumps(doc, jsonfmt.detect_style(body)) if prep.changed else None
-            return prep, new
+            return prep, new, stores
 
         try:
-            prep, new_body = await asyncio.to_thread(prepare)
+            prep, new_body, stores = await asyncio.to_thread(prepare)
         except ValueError:
             return  # not JSON we can read: the provider will judge it
+        if prep is None:
+            return
         meta = flow.metadata.setdefault(META_RETRIEVAL, {})
         meta.update(prep.as_metadata())
         if new_body is not None:
@@ -166,25 +171,14 @@ class Retrieval:
         if prep.note:
             note(flow, f"headroom: {prep.note}")
         if prep.tool:
-            self._point_at_relay(flow, endpoint, tenant, prep.conversation)
-
-    async def _chained(self, tenant: str, endpoint: Endpoint, body: bytes) -> bool:
-        """A Responses request chaining on a response of a conversation that had the tool."""
-        if endpoint is not Endpoint.OPENAI_RESPONSES or self.conversations is None:
-            return False
-        match = _PREVIOUS.search(body)
-        if match is None:
-            return False
-        key = "resp:" + match.group(1).decode("utf-8", "replace")
-        record = await asyncio.to_thread(self.conversations.record, tenant, key)
-        return bool(record.get("tool"))
+            self._point_at_relay(flow, endpoint, tenant, prep.conversation, *stores)
 
     def _point_at_relay(self, flow: http.HTTPFlow, endpoint: Endpoint, tenant: str,
-                        conversation: str) -> None:
+                        conversation: str, ccr: CCRStore | None,
+                        conversations: ConversationStore) -> None:
         req = flow.request
         target = RealTarget(req.scheme, req.host, req.port, req.host_header)
         settings = self.shared.core.settings
-        ccr, conversations = self.ccr(), self.conversations
 
         def make_turn(body: bytes) -> Turn:
             return Turn(endpoint, tenant, body, ccr, conversations, conversation,

@@ -268,3 +268,23 @@ def test_rounds_are_counted_in_stats_and_metrics(client, provider, digest):
     assert after["bytes"] == before["bytes"] + len(ORIGINAL.encode())
     metrics = client.get("/metrics").text
     assert "headroom_retrieval_rounds_total" in metrics and "headroom_retrieved_bytes_total" in metrics
+
+
+def test_responses_chain_keeps_the_tool_and_gets_the_carried_output(client, provider, digest):
+    provider.script(round_reply(R, True, [("call_r1", TOOL, {"hash": digest}),
+                                          ("call_ls", "shell", {"cmd": "ls"})], "", "m1"),
+                    round_reply(R, True, [], "Chained answer.", "m2"))
+    first = history(R, digest, True)
+    first.pop("store")  # stored responses: the client chains with previous_response_id
+    raw, _ = post(client, R, first)
+    response = read_responses(raw)
+    assert [i["call_id"] for i in response["output"]] == ["call_ls"]
+    chained = {"model": "gpt-test", "stream": True, "previous_response_id": response["id"],
+               "input": [{"type": "function_call_output", "call_id": "call_ls", "output": "job.log"}],
+               "tools": [{"type": "function", "name": "bash", "parameters": {}}]}
+    raw, _ = post(client, R, chained)
+    assert "Chained answer." in texts(R, read_responses(raw), True)
+    sent = json.loads(provider.requests[1].body)
+    assert sent["tools"][-1]["name"] == TOOL, "the tool stays for the whole chain"
+    assert [i["call_id"] for i in sent["input"]] == ["call_ls", "call_r1"]
+    assert "NEEDLE-42 disk full on /var" in sent["input"][1]["output"]
