@@ -122,16 +122,23 @@ def term_line_hits(lower_text: str, starts: Sequence[int], term: str, cap: int) 
 
 def query_line_hits(text: str, lines: Sequence[str], starts: Sequence[int], query: str,
                     max_share: float = 0.01, floor: int = 5, ceiling: int = 40) -> set[int]:
-    """Lines matching distinctive query terms; a term matching many lines keeps only a few."""
+    """Lines matching distinctive query terms, rarest terms first. A term matching many lines
+    keeps only a few of them, and all terms together keep at most a small share of the text."""
     terms = query_terms(query)
     if not terms:
         return set()
     lower = text.lower()
     cap = max(floor, min(ceiling, int(len(lines) * max_share)))
-    keep: set[int] = set()
+    per_term = []
     for term in terms:
         hits = term_line_hits(lower, starts, term, cap)
-        keep.update(hits if len(hits) <= cap else hits[:2])
+        per_term.append(hits if len(hits) <= cap else hits[:2])
+    keep: set[int] = set()
+    total_cap = max(2 * cap, floor * 4)
+    for hits in sorted(per_term, key=len):  # stable: equal counts keep the query's order
+        if len(keep) + len(hits) > total_cap:
+            break
+        keep.update(hits)
     return keep
 
 
@@ -159,7 +166,7 @@ def absorb_small_gaps(lines: Sequence[str], kept: list[bool], max_chars: int = 1
 
 
 def gap_summary(keys: Sequence[bytes], lines: Sequence[str], a: int, b: int,
-                unit: str = "lines", top: int = 3, min_run: int = 40) -> str:
+                unit: str = "lines", top: int = 2, min_run: int = 60) -> str:
     """`lines 6-1204 omitted (1199 lines: 800× 'GET /api/* 200', 300× 'cache hit', …)`.
 
     Templates are listed only for long runs and only when they describe most of the run; when
@@ -167,9 +174,9 @@ def gap_summary(keys: Sequence[bytes], lines: Sequence[str], a: int, b: int,
     first two words instead (`700× '=== RUN …'`).
     """
     count = b - a
-    head = f"lines {a + 1}-{b} omitted ({count} {unit}" if count > 1 else f"line {a + 1} omitted (1 {unit[:-1] if unit.endswith('s') else unit}"
-    if count < min_run:
-        return head + ")"
+    if count < min_run:  # the range says how many
+        return f"lines {a + 1}-{b} omitted" if count > 1 else f"line {a + 1} omitted"
+    head = f"lines {a + 1}-{b} omitted ({count} {unit}"
     freq = Counter(keys[a:b]).most_common(top)
     if freq[0][1] >= 2 and sum(c for _, c in freq) * 2 >= count:
         seg = keys[a:b]

@@ -83,15 +83,17 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     problem_lines = sorted(set(i for i, k in enumerate(keys) if k in problem_keys) | set(line_level)) \
         if problem_keys or line_level else []
 
-    # Problem lines: a template seen at most `repeat_cap` times keeps every line; a template
-    # repeated more keeps its first three and last two. Past a cap per level (a flood of
-    # deprecation warnings), the first and last lines of that level stay. Every omitted
-    # problem line is counted by level in the marker of the run it falls in.
+    # Problem lines: an ERROR kind seen at most `repeat_cap` times keeps every line; one
+    # repeated more keeps its first three and last two. A WARN kind keeps its first two and
+    # last line once it repeats more than three times (warnings repeat the most and say the
+    # least). Past a cap per level, the first and last lines of that level stay. Every
+    # omitted problem line is counted by level, with its most common wording, in the marker
+    # of the run it falls in.
     level_of = {i: max(sev_of.get(keys[i], 0), line_level.get(i, 0)) for i in problem_lines}
     repeat_cap = 6 if ctx.harder else 10
     # Many problem lines: group them by similar wording too, so a burst of one error that
     # names a different user or path on each line is recognised as one repeated error.
-    kinds = similar_groups(lines, problem_lines) if len(problem_lines) > 2 * repeat_cap else \
+    kinds = similar_groups(lines, problem_lines) if len(problem_lines) > 6 else \
         [keys[i] for i in problem_lines]
     group = [(kind, level_of[i]) for kind, i in zip(kinds, problem_lines)]
     totals = Counter(group)
@@ -99,7 +101,10 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     chosen: list[int] = []
     for i, g in zip(problem_lines, group):
         seen[g] += 1
-        if totals[g] > repeat_cap and 3 < seen[g] <= totals[g] - 2:
+        if g[1] == sv.WARN:
+            if totals[g] > 3 and 2 < seen[g] < totals[g]:
+                continue
+        elif totals[g] > repeat_cap and 3 < seen[g] <= totals[g] - 2:
             continue
         chosen.append(i)
     caps = {sv.WARN: 15 if ctx.harder else 30, sv.ERROR: 60 if ctx.harder else 150}
@@ -108,9 +113,18 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
         if len(at_level) > cap:
             dropped = set(at_level[cap * 2 // 3: len(at_level) - cap // 3])
             chosen = [i for i in chosen if i not in dropped]
+    first_in_group: set[int] = set()
+    seen_groups: set = set()
+    for i, g in zip(problem_lines, group):
+        if g not in seen_groups:
+            seen_groups.add(g)
+            first_in_group.add(i)
     for i in chosen:
         level = level_of[i]
-        ctx_before, ctx_after = (before, after) if level >= sv.ERROR else (0, 0)
+        # context for the first line of each kind of problem (and every FATAL); a repeat of a
+        # kind already shown with its context stands alone
+        wide = level >= sv.FATAL or (level >= sv.ERROR and i in first_in_group)
+        ctx_before, ctx_after = (before, after) if wide else (0, 0)
         for k in range(max(0, i - ctx_before), min(n, i + ctx_after + 1)):
             kept[k] = True
         if sv.trace_follows(lines, i):
