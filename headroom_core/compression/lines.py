@@ -182,7 +182,12 @@ def gap_summary(keys: Sequence[bytes], lines: Sequence[str], a: int, b: int,
         seg = keys[a:b]
         shown = [(c, display_template(lines[a + seg.index(key)])) for key, c in freq if c >= 2]
     else:
-        # the first two words of the keys (digits and hex already gone), shown from a real line
+        # the first two words of the keys (digits and hex already gone), shown from a real line;
+        # a sample first, so runs where every line differs cost little
+        step = max(1, count // 64)
+        sample = Counter(b" ".join(k.split(None, 2)[:2]) for k in keys[a:b:step]).most_common(top)
+        if sum(c for _, c in sample) * 2 < len(range(a, b, step)):
+            return head + ")"
         words = [b" ".join(k.split(None, 2)[:2]) for k in keys[a:b]]
         coarse = Counter(words).most_common(top)
         if coarse[0][1] < 2 or sum(c for _, c in coarse) * 2 < count or not coarse[0][0]:
