@@ -16,6 +16,7 @@ from headroom_core.retrieval.conversation import ConversationStore
 from headroom_core.retrieval.engine import Turn
 from headroom_core.retrieval.relay import TOKEN_HEADER, Registration, Relay
 from headroom_core.storage.memory import MemoryStorage
+from headroom_core.upstream import UpstreamClient
 from headroom_core.wire.common import Endpoint
 from retrieval_clients import read_anthropic
 from retrieval_streams import TOOL, a_retrieve, anthropic_body, anthropic_events
@@ -75,11 +76,13 @@ async def test_unknown_token_is_refused(provider, ccr):
     assert r.status_code == 403 and provider.requests == []
 
 
-async def test_streamed_turn_through_the_relay(provider, ccr):
+@pytest.mark.parametrize("client", ["http1", "httpx"])
+async def test_streamed_turn_through_the_relay(provider, ccr, client):
     digest = marker_hash(ccr.put("t_a", ORIGINAL, kind="log"))
     provider.handler = scripted(digest, delay=0.02)
     outcomes: list[TurnOutcome] = []
-    relay = await start_relay(provider, ccr, outcomes)
+    upstream = UpstreamClient() if client == "httpx" else None  # headroom_core's httpx client
+    relay = await start_relay(provider, ccr, outcomes, client=upstream)
     first_byte_at = None
     raw = b""
     async with httpx.AsyncClient(trust_env=False) as client:
