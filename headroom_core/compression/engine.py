@@ -239,9 +239,24 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
                              timed_out, tuple(run.errors), tuple(run.skipped))
 
 
+def _source_of(text: str, tenant: str, ccr: CCRStore, config: CompressionConfig) -> str | None:
+    """Compress-first (`harder`) runs on a request whose outputs may already be our renderings:
+    such a rendering is rendered again, harder, from its original. None: not one of ours, or
+    its original is no longer stored."""
+    if not config.harder or "[headroom: " not in text:
+        return None
+    hashes = find_markers(text)
+    if len(hashes) != 1:
+        return None
+    entry = ccr.get(tenant, hashes[0])
+    return entry.text if entry is not None else None
+
+
 def _one_tool_output(req: ProviderRequest, out: ToolOutput, tenant: str, ccr: CCRStore,
                      config: CompressionConfig, model: str | None, run: _Run) -> None:
-    if len(out.text) * 4 < config.min_tokens:
+    original = _source_of(out.text, tenant, ccr, config)
+    source = out.text if original is None else original
+    if len(source) * 4 < config.min_tokens:
         return
     verdict = tool_verdict(out.tool_name, out.tool_args, protect_tools=config.protect_tools,
                            compress_tools=config.compress_tools)
@@ -249,10 +264,15 @@ def _one_tool_output(req: ProviderRequest, out: ToolOutput, tenant: str, ccr: CC
         run.skipped.append(f"message {out.message_index}: {verdict.reason}")
         return
     try:
-        result = compress_output(out.text, tenant=tenant, ccr=ccr, config=config, tool_name=out.tool_name,
+        result = compress_output(source, tenant=tenant, ccr=ccr, config=config, tool_name=out.tool_name,
                                  tool_args=out.tool_args, query_context=out.query_context, model=model)
-        if result.text is None:
+        if result.text is None or result.text == out.text:
             return
+        before = result.tokens_before
+        if original is not None:  # replacing our own rendering: it must get shorter still
+            before = count_exact(out.text, model)
+            if result.tokens_after >= before:
+                return
         req.replace_tool_output(out, result.text)
     except CCRError as e:  # no stored original, no omission
         run.skipped.append(f"message {out.message_index}: {e}")
@@ -260,7 +280,7 @@ def _one_tool_output(req: ProviderRequest, out: ToolOutput, tenant: str, ccr: CC
     except Exception as e:  # fail open per output: this one goes out as it came
         run.errors.append(f"message {out.message_index} ({out.tool_name}): {type(e).__name__}: {e}")
         return
-    run.transforms.append(TransformRecord(result.kind, out.tool_name, result.tokens_before, result.tokens_after,
+    run.transforms.append(TransformRecord(result.kind, out.tool_name, before, result.tokens_after,
                                           marker_hash(result.full_hash), out.message_index,
                                           "tool_result", result.omitted, result.unit))
 

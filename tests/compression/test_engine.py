@@ -240,3 +240,20 @@ def test_every_marker_hash_retrieves_the_original(ccr):
         for h in hashes:
             assert ccr.get("t", h).text == originals[k]
             assert ccr.get("someone-else", h) is None
+
+
+def test_harder_pass_rerenders_our_renderings_from_their_originals(ccr):
+    w = W.incident_log(lines=2000)
+    doc = anthropic_doc([("Bash", w.tool_args, w.text)], question=w.query)
+    run(doc, Endpoint.ANTHROPIC_MESSAGES, ccr)
+    normal = doc["messages"][2]["content"][0]["content"]
+    _, report = run(doc, Endpoint.ANTHROPIC_MESSAGES, ccr, config=CompressionConfig(harder=True, budget_ms=None))
+    harder = doc["messages"][2]["content"][0]["content"]
+    assert len(harder) < len(normal) and report.transforms[0].tokens_before > report.transforms[0].tokens_after
+    assert find_markers(harder) == find_markers(normal)
+    assert ccr.get("t", find_markers(harder)[0]).text == w.text
+    # the same harder rendering straight from the original: one pure function of it
+    fresh = anthropic_doc([("Bash", w.tool_args, w.text)], question=w.query)
+    engine.MEMO.clear()
+    run(fresh, Endpoint.ANTHROPIC_MESSAGES, ccr, config=CompressionConfig(harder=True, budget_ms=None))
+    assert fresh["messages"][2]["content"][0]["content"] == harder
