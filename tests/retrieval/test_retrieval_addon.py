@@ -25,6 +25,12 @@ ROUTE = Route(RouteKind.UPSTREAM, "anthropic", Endpoint.ANTHROPIC_MESSAGES, sche
               host_header="api.anthropic.com")
 
 
+def flow_state() -> FlowState:
+    # FlowState gained the client's headers; build it either way while that lands.
+    extra = {"headers": {"x-api-key": "sk-test"}} if "headers" in FlowState.__dataclass_fields__ else {}
+    return FlowState(ROUTE, "/v1/messages", **extra)
+
+
 def body(marked: bool) -> bytes:
     text = make_marker("90 of 100 lines omitted", "0123456789abcdef") if marked else "all here"
     return json.dumps({"model": "claude-test", "max_tokens": 5, "stream": True, "messages": [
@@ -47,7 +53,7 @@ async def prepared(tmp_path, content: bytes, running: bool = True):
         if running:
             addon.running()
         flow = flow_for(content)
-        shared.flows[flow.id] = FlowState(ROUTE, "/v1/messages")
+        shared.flows[flow.id] = flow_state()
         await addon.request(flow)
         return addon, flow
 
@@ -107,3 +113,17 @@ async def test_outcome_lands_in_metadata_and_comment(tmp_path):
     assert "2 round(s)" in flow.comment and "1234 bytes" in flow.comment
     tnetstring.dumps(flow.metadata)  # flow files (-w) must still save
     addon.done()
+
+
+def test_stores_come_from_the_shared_services_when_attached(tmp_path):
+    from types import SimpleNamespace
+
+    from headroom_core.ccr import CCRStore
+    from headroom_core.storage.memory import MemoryStorage
+
+    shared = Shared()
+    addon = Retrieval(shared)
+    ccr, state = CCRStore(MemoryStorage()), MemoryStorage()
+    shared.services = SimpleNamespace(ccr=ccr, storage=lambda name: state)
+    got_ccr, conversations = addon.stores()
+    assert got_ccr is ccr and conversations.storage is state
