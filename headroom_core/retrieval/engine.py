@@ -1,8 +1,8 @@
 """One client turn that may need `headroom_retrieve` answered: rounds, continuations, splicing.
 
 Transport-free except for awaiting the two callables it is given: `open_upstream(body)` makes
-a provider call with the turn's headers (the relay passes an httpx-backed one) and `send(bytes)`
-writes to the client. Blocking work (store lookups, parsing and writing the request document)
+a provider call with the turn's headers (the relay passes one over its HTTP/1.1 client) and
+`send(bytes)` writes to the client. Blocking work (store lookups, parsing and writing the request document)
 runs in worker threads so the event loop keeps serving every other flow.
 """
 
@@ -67,14 +67,6 @@ class Turn:
     def dialect(self) -> Dialect:
         return DIALECTS[self.endpoint]
 
-    async def answers(self, facts: RoundFacts) -> list[Answer]:
-        def look_up() -> list[Answer]:
-            return [answer_call(self.originals, self.tenant, c) for c in facts.calls]
-
-        answers = await asyncio.to_thread(look_up)
-        self.outcome.add_answers(answers)
-        return answers
-
     async def next_request(self, facts: RoundFacts) -> bytes:
         """Answer the round's calls and write the next round's request, in one worker-thread
         hop (the document grows round by round)."""
@@ -92,14 +84,25 @@ class Turn:
         return body
 
     async def carry(self, facts: RoundFacts) -> None:
-        """A mixed round: remember the answers for the client's next request."""
-        answers = await self.answers(facts)
-        if self.conversations is None or not self.conversation:
+        """A mixed round: answer now, and remember the exchange for the client's next request
+        (keyed by the round's first client call, which that request will carry)."""
+        conversations, key = self.conversations, self.conversation
+        if conversations is not None and conversations.storage is None:
+            conversations = None
+
+        def store() -> list[Answer]:
+            answers = [answer_call(self.originals, self.tenant, c) for c in facts.calls]
+            if conversations is not None and key:
+                conversations.add_carry(self.tenant, key, facts.real_calls[0],
+                                        self.dialect.carry_record(facts, answers))
+            return answers
+
+        answers = await asyncio.to_thread(store)
+        self.outcome.add_answers(answers)
+        if conversations is None or not key:
             self.outcome.stopped = "mixed with client tool calls and no state store to carry it"
-            return
-        await asyncio.to_thread(self.conversations.add_carry, self.tenant, self.conversation,
-                                facts.real_calls[0], self.dialect.carry_record(facts, answers))
-        self.outcome.carried += len(answers)
+        else:
+            self.outcome.carried += len(answers)
 
     async def link(self, response_id: str | None) -> None:
         """Responses: a request chaining on this turn's response belongs to this conversation."""
