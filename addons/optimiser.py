@@ -47,7 +47,7 @@ class Optimiser:
         req = flow.request
         core = self.shared.core
         original = req.raw_content
-        info = RequestInfo(flow.id, req.method, state.client_path, req.headers,
+        info = RequestInfo(flow.id, req.method, state.client_path, state.headers,
                            req.get_content(strict=False) or b"", state.route, req.timestamp_start)
         try:
             decision = await core.prepare(info)
@@ -66,7 +66,7 @@ class Optimiser:
             core.metrics.optimization_error(state.route.provider, "", "internal")
             error = f"request processing failed ({type(e).__name__}: {e}); original forwarded"
             note(flow, f"headroom: {error}")
-            state.ticket = Ticket(info, tenant_from(req.headers), error=error)
+            state.ticket = Ticket(info, tenant_from(state.headers), error=error)
             flow.metadata[META_KEY] = state.ticket.summary()
         finally:
             strip_private_headers(req.headers)

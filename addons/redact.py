@@ -12,26 +12,35 @@ from mitmproxy import http
 
 from headroom_core.pipeline import tenant_from
 
-CREDENTIAL_HEADERS = ("x-api-key", "authorization", "api-key", "proxy-authorization")
+from .state import META_KEY
+
+CREDENTIAL_HEADERS = (b"x-api-key", b"authorization", b"api-key", b"proxy-authorization")
 
 
-def redact_credentials(request: http.Request) -> bool:
-    """Replace credential header values in place; True if any was present."""
-    headers = request.headers
-    present = [name for name in CREDENTIAL_HEADERS if name in headers]
-    if not present:
+def redact_credentials(request: http.Request, tenant: str | None = None) -> bool:
+    """Replace credential header values in place; True if any was present. `tenant` (the
+    hash) is computed from the headers when not given."""
+    fields = request.headers.fields
+    if not any(name.lower() in CREDENTIAL_HEADERS for name, _ in fields):
         return False
-    marker = f"[redacted by headroom: {tenant_from(headers)}]"
-    for name in present:
-        headers[name] = marker
+    if tenant is None:
+        tenant = tenant_from(request.headers)
+    marker = f"[redacted by headroom: {tenant}]".encode()
+    request.headers.fields = tuple((name, marker if name.lower() in CREDENTIAL_HEADERS else value)
+                                   for name, value in fields)
     return True
+
+
+def _tenant(flow: http.HTTPFlow) -> str | None:
+    meta = flow.metadata.get(META_KEY)
+    return meta.get("tenant") if isinstance(meta, dict) else None
 
 
 class RedactCredentials:
     """Last in the list: everything before it may still read the real headers."""
 
     def response(self, flow: http.HTTPFlow) -> None:
-        redact_credentials(flow.request)
+        redact_credentials(flow.request, _tenant(flow))
 
     def error(self, flow: http.HTTPFlow) -> None:
-        redact_credentials(flow.request)
+        redact_credentials(flow.request, _tenant(flow))

@@ -14,7 +14,7 @@ from mitmproxy import http
 
 from headroom_core.routing import Route, RouteKind, route_intercepted
 
-from .state import FlowState, Shared, note
+from .state import FlowState, Shared, header_dict, note
 
 logger = logging.getLogger("headroom")
 
@@ -56,14 +56,15 @@ class Routing:
         req = flow.request
         core = self.shared.core
         client_path = req.path
+        headers = header_dict(req.headers)
         try:
             if is_forward_flow(flow):
                 if not is_intercepted_flow(flow):
                     return  # another host through the forward proxy: not ours
-                r = route_intercepted(req.method, req.path, req.headers, req.scheme, req.host,
+                r = route_intercepted(req.method, req.path, headers, req.scheme, req.host,
                                       req.port)
             else:
-                r = core.route(req.method, req.path, req.headers)
+                r = core.route(req.method, req.path, headers)
                 if r.kind is RouteKind.UPSTREAM:
                     apply_route(req, r)
         except Exception as e:  # fail open: the flow goes to mitmproxy's own target
@@ -71,4 +72,4 @@ class Routing:
             core.metrics.optimization_error("unknown", "", "internal")
             note(flow, f"headroom: routing failed ({type(e).__name__}: {e})")
             return
-        self.shared.flows[flow.id] = FlowState(r, client_path)
+        self.shared.flows[flow.id] = FlowState(r, client_path, headers)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mitmproxy import http
+
 from headroom_core.accounting import StreamAccount
 from headroom_core.pipeline import HeadroomCore, Ticket
 from headroom_core.routing import Route
@@ -16,10 +18,23 @@ from headroom_core.settings import Settings
 META_KEY = "headroom"  # flow.metadata[META_KEY]: a plain-dict summary of what headroom did
 
 
+def header_dict(headers: http.Headers) -> dict[str, str]:
+    """The request headers as a plain dict with lower-case names, in one pass over the raw
+    fields (lookups on mitmproxy's Headers scan every field each time). Repeated headers are
+    joined with ", ", as Headers.get does."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in headers.fields:
+        name = raw_name.decode("latin-1").lower()
+        value = raw_value.decode("utf-8", "surrogateescape")
+        out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
 @dataclass
 class FlowState:
     route: Route
     client_path: str  # the request target as the client sent it (before the upstream prefix)
+    headers: dict[str, str]  # header_dict() of the client's request, before any change
     ticket: Ticket | None = None
     tap: StreamAccount | None = None
 
@@ -30,6 +45,18 @@ class Shared:
     def __init__(self, core: HeadroomCore | None = None) -> None:
         self.core = core or HeadroomCore(Settings())
         self.flows: dict[str, FlowState] = {}
+        self.services = None  # headroom_core.services.Services once attach() ran
+
+    def attach(self, settings: Settings) -> None:
+        """(Re)build the stores and features the settings turn on and plug them into the core."""
+        from headroom_core import services
+
+        self.services = services.attach(self.core, settings, self.services)
+
+    def close_services(self) -> None:
+        if self.services is not None:
+            self.services.close()
+            self.services = None
 
 
 def note(flow, text: str) -> None:

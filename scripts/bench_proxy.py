@@ -110,6 +110,12 @@ class Result:
     rss_first_mb: float | None = None  # after one request (tokenizer loaded)
     rss_peak_mb: float | None = None
     cold_starts: list[float] = field(default_factory=list)
+    cpu_s: float = 0.0  # the proxy process's CPU time over the load rounds
+    cpu_requests: int = 0
+
+    @property
+    def cpu_ms_per_request(self) -> float | None:
+        return 1000 * self.cpu_s / self.cpu_requests if self.cpu_requests else None
 
     def rps_median(self, c: int) -> float:
         return statistics.median(self.rps[c])
@@ -121,6 +127,12 @@ class Result:
     def pct(self, q: float) -> float:
         data = sorted(self.latencies_ms)
         return data[min(len(data) - 1, int(round(q * (len(data) - 1))))]
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads), from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def rss_mb(pid: int) -> tuple[float, float]:
@@ -241,10 +253,15 @@ def start_for_load(kind: str, provider_url: str, tmp: Path, result: Result) -> t
     return port, proc
 
 
-def load_round(port: int, result: Result, args: argparse.Namespace) -> None:
+def load_round(port: int, result: Result, args: argparse.Namespace,
+               proc: subprocess.Popen | None) -> None:
+    cpu0 = cpu_seconds(proc.pid) if proc else 0.0
     result.latencies_ms += latency(port, args.requests, args.warmup)
     for c in (1, 10, 50):
         result.rps.setdefault(c, []).append(asyncio.run(_throughput(port, c, args.rps_requests)))
+    if proc:
+        result.cpu_s += cpu_seconds(proc.pid) - cpu0
+        result.cpu_requests += args.requests + args.warmup + 3 * args.rps_requests
 
 
 def report(results: dict[str, Result], args: argparse.Namespace) -> str:
@@ -289,6 +306,9 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> str:
                      f"{f(m.rps_median(c), 0)} | {f(h.rps_median(c), 0)} | "
                      f"{h.rps_median(c) / m.rps_median(c):.2f}× | {target} |")
     lines += [
+        f"| proxy CPU per request (ms) | – | {f(m.cpu_ms_per_request, 3)} | "
+        f"{f(h.cpu_ms_per_request, 3)} | {h.cpu_ms_per_request - m.cpu_ms_per_request:+.3f} ms "
+        f"| |",
         f"| RSS after start, idle (MB) | – | {f(m.rss_start_mb, 1)} | {f(h.rss_start_mb, 1)} | | "
         f"≤ {TARGETS['rss_start_mb']:.0f} {mark('rss')} |",
         f"| RSS after the first request (MB) | – | {f(m.rss_first_mb, 1)} | "
@@ -302,7 +322,9 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> str:
         "log file); plain mitmdump as `mitmdump --mode reverse:... --set flow_detail=0`. Cold "
         "start is spawn to the first 200 through the proxy, the CA already created. headroom's "
         "RSS after the first request includes the tiktoken o200k encoder, loaded by the first "
-        "request's accounting (in a worker thread, after the response).",
+        "request's accounting (in a worker thread, after the response). Proxy CPU per request "
+        "(user + system time of the proxy process over the load rounds, all threads) is the "
+        "figure least disturbed by other work on a shared machine.",
     ]
     return "\n".join(lines) + "\n"
 
@@ -312,7 +334,7 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=500)
     parser.add_argument("--warmup", type=int, default=100)
     parser.add_argument("--rps-requests", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--cold-rounds", type=int, default=5)
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--out", default=str(REPO / "bench-results" / "proxy.md"))
@@ -333,7 +355,7 @@ def main() -> int:
             # Rounds interleave the targets, so drift on a shared machine hits all of them.
             for _ in range(args.rounds):
                 for kind, result in results.items():
-                    load_round(ports[kind], result, args)
+                    load_round(ports[kind], result, args, procs.get(kind))
             for kind, proc in procs.items():
                 results[kind].rss_peak_mb = rss_mb(proc.pid)[1]
     finally:
