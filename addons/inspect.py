@@ -121,8 +121,24 @@ def _render(value: Any, depth: int, out: list[str]) -> None:
         out.append(pad + _scalar(value))
 
 
+def _json_text(item: str) -> Any:
+    """The parsed value when a string holds a JSON array or object (a tool's JSON output),
+    so its items get one line each and a diff shows which were dropped; else None."""
+    if len(item) < 2 or item.lstrip()[:1] not in ("[", "{"):
+        return None
+    try:
+        value = json.loads(item)
+    except ValueError:
+        return None
+    return value if isinstance(value, (dict, list)) and value else None
+
+
 def _render_item(head: str, item: Any, depth: int, out: list[str]) -> None:
-    if isinstance(item, str) and "\n" in item:
+    parsed = _json_text(item) if isinstance(item, str) else None
+    if parsed is not None:
+        out.append(head + " (JSON text)")
+        _render(parsed, depth + 1, out)
+    elif isinstance(item, str) and "\n" in item:
         out.append(head + " |")
         out.extend("  " * (depth + 1) + line for line in item.split("\n"))
     elif isinstance(item, (dict, list)) and item:

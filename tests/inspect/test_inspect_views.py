@@ -53,6 +53,13 @@ def test_readable_lines_expand_multiline_strings_and_keep_non_ascii():
     assert hinspect.readable_lines(b"not json\nat all") == ["not json", "at all"]
 
 
+def test_json_text_inside_a_string_is_expanded():
+    doc = {"content": json.dumps([{"id": 1}, {"id": 2}]), "other": "[not json", "n": "[]"}
+    assert hinspect.readable_lines(json.dumps(doc).encode()) == [
+        "content: (JSON text)", "  -", "    id: 1", "  -", "    id: 2",
+        'other: "[not json"', 'n: "[]"']
+
+
 def optimise(flow: http.HTTPFlow) -> None:
     """Stands in for the optimiser between the two inspect addons."""
     flow.request.content = body(SHRUNK_OUTPUT)
