@@ -73,12 +73,15 @@ class Accounting:
 
     def done(self) -> None:
         self.shared.core.close()
+        self.shared.close_services()
 
     def responseheaders(self, flow: http.HTTPFlow) -> None:
         state = self.shared.flows.get(flow.id)
         resp = flow.response
         if state is None or state.ticket is None or resp is None:
             return
+        if state.ticket.cache == "miss":
+            resp.headers["x-headroom-cache"] = "miss"
         if not is_event_stream(resp.headers.get("content-type", "")):
             return
         tap = self.shared.core.stream_tap(state.ticket, resp.headers.get("content-encoding", ""))

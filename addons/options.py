@@ -86,3 +86,7 @@ class HeadroomOptions:
         except ValueError as e:
             raise exceptions.OptionsError(str(e)) from e
         self.shared.core.configure(settings)
+        try:
+            self.shared.attach(settings)
+        except Exception as e:  # an unusable data dir or Redis URL must fail at start, clearly
+            raise exceptions.OptionsError(f"headroom could not open its state: {e}") from e

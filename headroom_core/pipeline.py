@@ -97,6 +97,10 @@ class ResponseCacheHook(Protocol):
 
     async def lookup(self, ticket: "Ticket") -> LocalResponse | None: ...
 
+    def observe_stream(self, ticket: "Ticket", tap: Any) -> None:
+        """A streamed miss: watch its parsed events (tap.observers) to cache the final answer."""
+        ...
+
     def store(self, ticket: "Ticket", response: "ResponseInfo") -> None: ...
 
 
@@ -323,7 +327,10 @@ class HeadroomCore:
     # --- response path ---
 
     def stream_tap(self, ticket: Ticket, content_encoding: str) -> accounting.StreamAccount:
-        return accounting.StreamAccount(ticket.info.route.endpoint, content_encoding)
+        account = accounting.StreamAccount(ticket.info.route.endpoint, content_encoding)
+        if self.response_cache is not None and ticket.cache == "miss":
+            self.response_cache.observe_stream(ticket, account.tap)  # to cache the final answer
+        return account
 
     def finish_later(self, ticket: Ticket, response: ResponseInfo) -> None:
         """Account for a finished request in the accounting worker, never on the loop.

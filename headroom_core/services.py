@@ -38,6 +38,7 @@ class Services:
     admission: "SpendAdmission | None" = None
     request_log: "RequestLog | None" = None
     llmlingua: "LLMLinguaService | None" = None
+    sinks: list = field(default_factory=list)  # what attach() added to core.sinks
 
     def storage(self, name: str, size_limit: int = 1 << 30) -> Storage:
         if name not in self.storages:
@@ -50,6 +51,7 @@ class Services:
         def price(model: str, usage: "Usage") -> float:
             return pricing.cost(model, usage)[0] if pricing is not None else 0.0
 
+        price.headroom_pricer = True  # type: ignore[attr-defined]
         return price
 
     def close(self) -> None:
@@ -116,6 +118,7 @@ def cache_hook(s: Services) -> Any:
 def attach(core: "HeadroomCore", settings: Settings, previous: Services | None = None) -> Services:
     """Point the core's extension points at freshly built services (closing `previous`)."""
     from .optimizer import RequestOptimizer
+    from .spend.guard import CacheHook, SpendAdmission
 
     keep_llm = previous.llmlingua if previous is not None and _same_llm(previous.settings, settings) else None
     if previous is not None:
@@ -126,11 +129,20 @@ def attach(core: "HeadroomCore", settings: Settings, previous: Services | None =
     if llm is None and settings.llmlingua:
         llm = _start_llmlingua(settings)
     s = build_services(settings, llmlingua=llm)
-    core.optimizer = RequestOptimizer(settings, s.ccr, s.storage("fitting"), s.toin, llm)
-    core.admission = s.admission
-    core.response_cache = cache_hook(s) if settings.cache else None
-    core.pricer = s.pricer()
-    core.sinks = [s.request_log.write] if s.request_log is not None else []
+    # Extension points someone else filled (an embedding app, a test) are left to them.
+    if core.optimizer is None or isinstance(core.optimizer, RequestOptimizer):
+        core.optimizer = RequestOptimizer(settings, s.ccr, s.storage("fitting"), s.toin, llm)
+    if core.admission is None or isinstance(core.admission, SpendAdmission):
+        core.admission = s.admission
+    if core.response_cache is None or isinstance(core.response_cache, CacheHook):
+        core.response_cache = cache_hook(s) if settings.cache else None
+    if core.pricer is None or getattr(core.pricer, "headroom_pricer", False):
+        core.pricer = s.pricer()
+    if previous is not None:
+        core.sinks = [sink for sink in core.sinks if sink not in previous.sinks]
+    if s.request_log is not None:
+        s.sinks.append(s.request_log.write)
+    core.sinks = [*core.sinks, *s.sinks]
     return s
 
 

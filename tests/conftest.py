@@ -27,3 +27,12 @@ def fake_provider():
 
     with FakeProvider() as provider:
         yield provider
+
+
+def pytest_configure(config):
+    """Every headroom the tests start (in process or as a subprocess) keeps its state in a
+    throw-away directory, never in the user's ~/.headroom, unless a test names its own."""
+    import os
+    import tempfile
+
+    os.environ.setdefault("HEADROOM_DATA_DIR", tempfile.mkdtemp(prefix="headroom-tests-"))

@@ -10,6 +10,7 @@ import os
 import signal
 import socket
 import subprocess
+import tempfile
 import sys
 import time
 from pathlib import Path
@@ -88,6 +89,11 @@ def mitmdump(provider_url: str, log: Path, confdir: Path, sets: dict[str, str] |
             "--mode", f"reverse:{provider_url}@{port}", "--listen-host", "127.0.0.1",
             "--set", "connection_strategy=lazy", "--set", "flow_detail=0",
             "--set", f"confdir={confdir}",
+            # A fresh state directory per process: no response-cache hits from earlier tests.
+            "--set", f"headroom_data_dir={tempfile.mkdtemp(prefix='headroom-e2e-')}",
+            # Forwarding tests repeat identical requests: the response cache is off unless a
+            # test turns it on (sets={"headroom_cache": "true"}).
+            "--set", "headroom_cache=false",
             "--set", f"headroom_anthropic_api_url={provider_url}",
             "--set", f"headroom_openai_api_url={provider_url}{openai_prefix}"]
     for name, value in (sets or {}).items():
@@ -102,7 +108,8 @@ def headroom_proxy(provider_url: str, log: Path, data_dir: Path, args: list[str]
     argv = [str(BIN / "headroom"), "proxy", "--port", str(port), "--data-dir", str(data_dir),
             "--anthropic-api-url", provider_url,
             "--openai-api-url", provider_url + openai_prefix, *(args or [])]
-    return ProxyProcess(argv, port, log, env)
+    # As for mitmdump above: the response cache is off unless the test's env turns it on.
+    return ProxyProcess(argv, port, log, {"HEADROOM_CACHE": "false", **(env or {})})
 
 
 def mitmdump_plain(provider_url: str, log: Path, confdir: Path) -> ProxyProcess:
