@@ -90,7 +90,7 @@ def big_request() -> dict:
     ]}
 
 
-def test_provider_host_is_intercepted_and_accounted(world, proxy):
+def test_provider_host_is_intercepted_optimised_and_accounted(world, proxy):
     ca = certs.ca_info(proxy.data_dir / "certs")
     bundle = certs.combined_bundle(ca.path)
     sent = json.dumps(big_request()).encode()
@@ -112,14 +112,15 @@ def test_provider_host_is_intercepted_and_accounted(world, proxy):
     assert (meta["provider"], meta["endpoint"]) == ("anthropic", "anthropic.messages")
     # what reached the provider is what headroom says it sent
     assert received == flow.request.get_content()
-    assert len(received) <= len(sent)
     # accounted: the request's console line (provider, model, tokens, status)
     lines = [ln for ln in proxy.process.log.read_text().splitlines()
              if ln.startswith("anthropic  claude-sonnet-4-5  ")]
     assert len(lines) == 1 and "  200  " in lines[0] and " tok" in lines[0]
-    if meta.get("tokens_after", 0) and meta["tokens_after"] < meta["tokens_before"]:
-        assert flow.comment.startswith("-") and flow.marked
-        assert flow.metadata["headroom_original"] == sent
+    # optimised like a reverse-mode request: smaller, annotated, the original kept for mitmweb
+    assert 0 < meta["tokens_after"] < meta["tokens_before"]
+    assert len(received) < len(sent)
+    assert flow.comment.startswith("-") and " tok · json×" in flow.comment and flow.marked
+    assert flow.metadata["headroom_original"] == sent
 
 
 def test_other_https_host_keeps_its_own_certificate(world, proxy):
