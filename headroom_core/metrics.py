@@ -54,6 +54,14 @@ class Metrics:
         self.retrieved_bytes = Counter("headroom_retrieved_bytes_total",
                                        "Bytes of originals returned to the model by headroom_retrieve.",
                                        ("provider", "model"), registry=r)
+        # Per transform kind (a compressor, "fit", "llmlingua"): how often it ran, what it saved.
+        self.transforms = Counter("headroom_transforms_total",
+                                  "Transforms applied to forwarded requests, by kind.",
+                                  ("provider", "kind"), registry=r)
+        self.transform_tokens_saved = Counter("headroom_transform_tokens_saved_total",
+                                              "Input tokens removed, by transform kind "
+                                              "(tiktoken count).", ("provider", "kind"),
+                                              registry=r)
         self._models: set[str] = set()
         self._lock = threading.Lock()
 
@@ -82,6 +90,11 @@ class Metrics:
                 self.input_tokens.labels(*labels, kind).inc(value)
         if u.output_tokens:
             self.output_tokens.labels(*labels).inc(u.output_tokens)
+        for t in rec.transforms:
+            self.transforms.labels(rec.provider, t.kind).inc(t.count)
+            if t.tokens_before > t.tokens_after:
+                self.transform_tokens_saved.labels(rec.provider, t.kind).inc(
+                    t.tokens_before - t.tokens_after)
         if rec.retrieval_rounds:
             self.retrieval_rounds.labels(*labels[:2]).inc(rec.retrieval_rounds)
         if rec.retrieved_bytes:

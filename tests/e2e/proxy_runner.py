@@ -88,15 +88,17 @@ def mitmdump(provider_url: str, log: Path, confdir: Path, sets: dict[str, str] |
     argv = [str(BIN / "mitmdump"), "-s", str(ADDON),
             "--mode", f"reverse:{provider_url}@{port}", "--listen-host", "127.0.0.1",
             "--set", "connection_strategy=lazy", "--set", "flow_detail=0",
-            "--set", f"confdir={confdir}",
-            # A fresh state directory per process: no response-cache hits from earlier tests.
-            "--set", f"headroom_data_dir={tempfile.mkdtemp(prefix='headroom-e2e-')}",
-            # Forwarding tests repeat identical requests: the response cache is off unless a
-            # test turns it on (sets={"headroom_cache": "true"}).
-            "--set", "headroom_cache=false",
-            "--set", f"headroom_anthropic_api_url={provider_url}",
-            "--set", f"headroom_openai_api_url={provider_url}{openai_prefix}"]
-    for name, value in (sets or {}).items():
+            "--set", f"confdir={confdir}"]
+    # A fresh state directory per process: no response-cache hits from earlier tests.
+    # Forwarding tests repeat identical requests: the response cache is off unless a test
+    # turns it on (sets={"headroom_cache": "true"}). Each option is passed once: mitmproxy
+    # refuses a repeated --set of an addon's option when the script loads, and the addons
+    # then never load (the proxy silently runs as plain mitmdump).
+    options = {"headroom_data_dir": tempfile.mkdtemp(prefix="headroom-e2e-"),
+               "headroom_cache": "false",
+               "headroom_anthropic_api_url": provider_url,
+               "headroom_openai_api_url": f"{provider_url}{openai_prefix}", **(sets or {})}
+    for name, value in options.items():
         argv += ["--set", f"{name}={value}"]
     return ProxyProcess(argv, port, log, env)
 
