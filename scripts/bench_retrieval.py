@@ -85,6 +85,21 @@ def start(argv: list[str], port: int, log: Path) -> subprocess.Popen:
     raise RuntimeError(f"{argv[0]} did not listen")
 
 
+def wait_for_addons(port: int) -> None:
+    """The port opens before mitmproxy has loaded the addons; headroom answers /health then."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+                s.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+                if b'"healthy"' in s.recv(65536):
+                    return
+        except OSError:
+            pass
+        time.sleep(0.05)
+    raise RuntimeError("headroom's addons never answered /health")
+
+
 def stop(proc: subprocess.Popen) -> None:
     proc.terminate()
     try:
@@ -177,6 +192,7 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
                             "--set", "headroom_cache=false", "--set", "headroom_quiet=true",
                             "--set", f"headroom_anthropic_api_url={url}"],
                            head_port, tmp / "headroom.log"))
+        wait_for_addons(head_port)
         bodies = {k: request_body(k, digest) for k in ("plain", "marked", "retrieve")}
         # One keep-alive connection per case, as one agent conversation would use.
         cases = [("mitmdump plain", Client(plain_port), "plain"),

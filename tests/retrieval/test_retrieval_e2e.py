@@ -63,8 +63,23 @@ def proxy(request, provider, data_dir, digest, tmp_path_factory):
     else:
         proc = headroom_proxy(provider.url, tmp / "proxy.log", data_dir, ["--no-cache"],
                               openai_prefix="/openai")
+    wait_for_addons(proc.url)
     yield proc
     proc.stop()
+
+
+def wait_for_addons(url: str, timeout: float = 30.0) -> None:
+    """The port opens before mitmproxy has loaded the script's addons: wait until headroom
+    itself answers /health (a request sent earlier would bypass every addon)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", trust_env=False, timeout=2).json().get("status") == "healthy":
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"headroom's addons did not answer /health at {url}")
 
 
 @pytest.fixture

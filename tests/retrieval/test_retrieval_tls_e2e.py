@@ -23,6 +23,7 @@ from headroom_core.tenancy import tenant_of  # noqa: E402
 from proxy_runner import clean_env, free_port, headroom_proxy  # noqa: E402
 from retrieval_clients import read_anthropic  # noqa: E402
 from retrieval_streams import TOOL, a_retrieve, anthropic_events  # noqa: E402
+from test_retrieval_e2e import wait_for_addons  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -79,6 +80,7 @@ def test_reverse_mode_to_an_https_provider(world):
                           ["--no-cache", "--", "--set", f"ssl_verify_upstream_trusted_ca={ca.cert_path}"],
                           env=clean_env())
     try:
+        wait_for_addons(proc.url)
         with httpx.Client(base_url=proc.url, trust_env=False, timeout=30) as c:
             with c.stream("POST", "/v1/messages", content=request(digest),
                           headers={"x-api-key": KEY}) as resp:
@@ -99,6 +101,7 @@ def test_forward_mode_intercepted_provider_host(world):
                            "--", "--set", f"ssl_verify_upstream_trusted_ca={ca.cert_path}"],
                           env=clean_env())
     try:
+        wait_for_addons(f"http://127.0.0.1:{proc.port}")
         bundle = certs.combined_bundle(certs.ca_info(tmp / "data" / "certs").path)
         with httpx.Client(proxy=f"http://127.0.0.1:{forward_port}",
                           verify=ssl.create_default_context(cafile=str(bundle)),
