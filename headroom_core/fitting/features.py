@@ -18,9 +18,9 @@ from .toin import output_signature
 from .units import Conversation, Unit
 
 CACHE_ENTRIES = 20_000
-MAX_IDENTIFIERS = 96  # per unit, first occurrences: call arguments and prose come before outputs
-PROFILE_TERMS = 48  # a unit's most frequent terms, what BM25 ranks per request
-PROFILE_REPEAT = 4  # term frequency kept up to this count
+MAX_IDENTIFIERS = 64  # per unit, first occurrences: call arguments and prose come before outputs
+PROFILE_TERMS = 32  # a unit's most frequent terms, what BM25 ranks per request
+PROFILE_REPEAT = 2  # term frequency kept up to this count
 
 # Strong signs that something went wrong, anywhere in the unit.
 _STRONG_ERROR = re.compile(

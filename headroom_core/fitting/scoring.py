@@ -24,7 +24,7 @@ from .toin import ToinView
 FACTORS = ("recency", "semantic", "toin", "error", "reference")
 DEFAULT_WEIGHTS = {"recency": 0.30, "semantic": 0.25, "toin": 0.10, "error": 0.20, "reference": 0.15}
 QUERY_CHARS = 2000
-BM25_QUERY_CHARS = 1000
+BM25_QUERY_CHARS = 600
 REFERENCES_FOR_FULL_SCORE = 3
 REFERENCE_MAX_SHARE = 0.05
 EMBED_BATCH = 16
@@ -82,12 +82,17 @@ def _lexical(query: str, profiles: Sequence[str]) -> list[float]:
     return scores
 
 
+_observed_s_per_text = EMBED_SECONDS_PER_TEXT  # updated from real batches (a busy machine is slower)
+
+
 def _embedded(query: str, texts: Sequence[str], deadline: float | None) -> list[float] | None:
     """Cosine similarities, or None when the model is not loaded or the deadline would pass.
 
-    A long history seen for the first time takes many requests' budgets to embed: each request
-    embeds what fits and caches it, and uses BM25 until every candidate is cached.
+    A long history seen for the first time takes several requests' budgets to embed: each
+    request embeds the batches that fit before its deadline (they stay cached) and uses BM25
+    until every candidate is cached.
     """
+    global _observed_s_per_text
     if not embeddings.ready():
         embeddings.load_in_background()  # the next request gets embeddings; this one gets BM25
         return None
@@ -95,15 +100,17 @@ def _embedded(query: str, texts: Sequence[str], deadline: float | None) -> list[
         deadline = time.monotonic() + DEFAULT_EMBED_BUDGET_S
     texts = [t[:EMBED_CHARS] for t in texts]
     missing = list(dict.fromkeys(t for t in texts if embeddings.cached(t) is None))
-    if missing:
-        if time.monotonic() + (len(missing) + 1) * EMBED_SECONDS_PER_TEXT > deadline:
-            # Embed what fits now so later turns find it cached, and use BM25 for this one.
-            for start in range(0, len(missing), EMBED_BATCH):
-                if time.monotonic() + EMBED_BATCH * EMBED_SECONDS_PER_TEXT > deadline:
-                    break
-                embeddings.embed(missing[start:start + EMBED_BATCH])
+    for start in range(0, len(missing), EMBED_BATCH):
+        batch = missing[start:start + EMBED_BATCH]
+        began = time.monotonic()
+        if began + (len(batch) + 1) * _observed_s_per_text > deadline:
             return None
-    vectors = embeddings.embed([query, *texts])
+        embeddings.embed(batch)
+        spent = (time.monotonic() - began) / len(batch)
+        _observed_s_per_text = max(EMBED_SECONDS_PER_TEXT, 0.7 * _observed_s_per_text + 0.3 * spent)
+    if time.monotonic() + _observed_s_per_text > deadline:
+        return None  # not even the query fits
+    vectors = embeddings.embed([query[:EMBED_CHARS * 2], *texts])
     q = vectors[0]
     return [max(0.0, float(q @ v)) for v in vectors[1:]]
 
