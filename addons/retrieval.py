@@ -127,6 +127,8 @@ class Retrieval:
         state = self.shared.flows.get(flow.id)
         if state is None or state.route.kind is not RouteKind.UPSTREAM:
             return
+        if state.ticket is not None and state.ticket.bypass:
+            return  # x-headroom-bypass: the request goes out as the client wrote it
         endpoint = state.route.endpoint
         req = flow.request
         if endpoint not in ENDPOINTS or req.method != "POST":

@@ -1,8 +1,8 @@
 """Compression end to end: a real `mitmdump -s addons/headroom.py` and `headroom proxy` in front
 of the fake provider. Big tool outputs (a log, JSON API output, search results) reach the
 provider compressed, with markers naming headroom_retrieve and a hash whose original is in the
-proxy's CCR store, and the retrieve tool declared; small outputs, protected tools and bypassed
-requests reach it byte for byte; flow metadata, /stats and /metrics count what was done."""
+proxy's CCR store, and the retrieve tool declared; small outputs and protected tools reach it byte
+for byte (bypass: test_e2e_bypass.py); flow metadata, /stats and /metrics count what was done."""
 
 from __future__ import annotations
 
@@ -160,17 +160,6 @@ def test_small_and_protected_outputs_arrive_byte_identical(client, provider, pat
         ("Bash", {"command": "git status"}, status)])
     sent = send(client, path, doc)
     assert provider.requests[-1].body == sent
-
-
-@pytest.mark.parametrize("path", [A, C, R])
-def test_bypass_header_forwards_bytes_and_never_reaches_the_provider(client, provider, path):
-    doc = conversation(path, [(LOG.tool_name, LOG.tool_args, LOG.text)])
-    sent = send(client, path, doc, **{"x-headroom-bypass": "1"})
-    got = provider.requests[-1]
-    assert got.body == sent
-    assert got.header("x-headroom-bypass") is None
-    assert not [k for k in got.header_names() if k.startswith("x-headroom-")]
-    assert tool_names(path, json.loads(got.body)) == [LOG.tool_name]
 
 
 def test_stats_and_metrics_count_the_transforms(client, provider):
