@@ -187,9 +187,19 @@ class Toin:
             self._storage.set(ns, "index", json.dumps(index).encode())
 
     def record_compression(self, tenant: str, tool_name: str, signature: str, *,
-                           tokens_before: int = 0, tokens_after: int = 0) -> None:
-        """A tool output of this pattern was compressed (or dropped by context fitting)."""
+                           tokens_before: int = 0, tokens_after: int = 0,
+                           content_hash: str | None = None) -> None:
+        """A tool output of this pattern was compressed.
+
+        Agents re-send their whole history every turn: with `content_hash` an output is
+        counted once, however many requests carry it.
+        """
         ns, pid = self._stats_ns(tenant), _pattern_id(tool_name, signature)
+        if content_hash is not None:
+            seen = f"s:{pid}:{content_hash}"
+            if self._storage.get(ns, seen) is not None:
+                return
+            self._storage.set(ns, seen, b"1", ttl=RENDER_TTL_S)
         self._register(ns, pid, tool_name, signature)
         self._storage.incr_float(ns, f"p:{pid}:c", 1.0)
         saved = max(0, tokens_before - tokens_after)
@@ -262,6 +272,10 @@ class Toin:
         out.sort(key=lambda p: (-(p.retrievals + p.compressions), p.tool_name, p.signature))
         return out[:n]
 
+    @classmethod
+    def from_settings(cls, storage: Storage, settings: Any) -> "Toin":
+        return cls(storage, global_scope=bool(settings.toin_global))
+
     def view(self, tenant: str) -> "ToinView":
         return ToinView(self, tenant)
 
@@ -280,9 +294,9 @@ class ToinView:
         return self.toin.hints(self.tenant, tool_name, signature, content_hash)
 
     def record_compression(self, tool_name: str, signature: str, *, tokens_before: int = 0,
-                           tokens_after: int = 0) -> None:
-        self.toin.record_compression(self.tenant, tool_name, signature,
-                                     tokens_before=tokens_before, tokens_after=tokens_after)
+                           tokens_after: int = 0, content_hash: str | None = None) -> None:
+        self.toin.record_compression(self.tenant, tool_name, signature, tokens_before=tokens_before,
+                                     tokens_after=tokens_after, content_hash=content_hash)
 
     def record_retrieval(self, tool_name: str, signature: str, *, query: str | None = None,
                          original: str | None = None) -> None:

@@ -252,6 +252,8 @@ def split_conversation(doc: dict, endpoint: Endpoint, protect_last_turns: int) -
     if fmt is None or not isinstance(doc, dict):
         return None
     key = "input" if fmt is Fmt.RESPONSES else "messages"
+    if fmt is Fmt.RESPONSES and (doc.get("previous_response_id") or doc.get("conversation")):
+        return None  # the history lives on the server: we see only its newest items
     items = doc.get(key)
     if not isinstance(items, list) or not items:
         return None  # a Responses string input, or a server-side history (previous_response_id)

@@ -127,6 +127,7 @@ def test_chat_legacy_function_message_stays_with_its_call():
 
 @pytest.mark.parametrize("doc,endpoint", [
     ({"input": "just a string"}, R),
+    ({"input": [{"role": "user", "content": "x"}], "previous_response_id": "resp_1"}, R),
     ({"messages": []}, A),
     ({"messages": [{"role": "user", "content": "x"}]}, Endpoint.ANTHROPIC_COUNT_TOKENS),
 ])

@@ -105,3 +105,14 @@ def test_persisted_across_processes(tmp_path):
 @pytest.mark.parametrize("text", ["", "   ", "[]", "{}", "\x00\x01", "[" * 5000, "é" * 100])
 def test_signature_never_raises(text):
     assert output_signature(text)
+
+
+def test_a_resent_output_is_counted_once():
+    toin = Toin(MemoryStorage())
+    sig = output_signature(issues(5))
+    for _ in range(5):  # the same output in five requests of one conversation
+        toin.record_compression("t1", "gh_issues", sig, tokens_before=900, tokens_after=100,
+                                content_hash="h1")
+    toin.record_compression("t1", "gh_issues", sig, content_hash="h2")
+    [pattern] = toin.top_patterns("t1")
+    assert pattern.compressions == 2 and pattern.tokens_saved == 800
