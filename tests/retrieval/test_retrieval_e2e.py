@@ -303,3 +303,39 @@ def test_responses_chain_keeps_the_tool_and_gets_the_carried_output(client, prov
     assert sent["tools"][-1]["name"] == TOOL, "the tool stays for the whole chain"
     assert [i["call_id"] for i in sent["input"]] == ["call_ls", "call_r1"]
     assert "NEEDLE-42 disk full on /var" in sent["input"][1]["output"]
+
+
+def test_the_proxys_own_compression_then_retrieval(client, provider):
+    """No planted original: the proxy compresses a long log, the model asks for it back."""
+    from headroom_core.compression.markers import find_markers
+
+    log = "\n".join(f"2024-05-01 10:{i // 60:02d}:{i % 60:02d} INFO worker-{i % 7} processed batch "
+                    f"{i} in {20 + i % 13} ms" for i in range(800))
+    log += "\n2024-05-01 11:00:00 ERROR worker-3 NEEDLE-314 checksum mismatch in batch 801\n"
+    seen: list[str] = []
+
+    def handler(rec):
+        doc = json.loads(rec.body)
+        if any(isinstance(m.get("content"), list) and any(b.get("tool_use_id") == "toolu_r"
+                                                          for b in m["content"]) for m in doc["messages"]):
+            return round_reply(A, True, [], "It was NEEDLE-314.", "2")
+        hashes = find_markers(rec.body.decode())
+        seen.extend(hashes)
+        return round_reply(A, True, [("toolu_r", TOOL, {"hash": hashes[0]})], "", "1")
+
+    provider.handler = handler
+    doc = {"model": "claude-test", "max_tokens": 200, "stream": True, "messages": [
+        {"role": "user", "content": "why did the batch job fail?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_0", "name": "bash",
+                                           "input": {"command": "journalctl -u batch-worker"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_0", "content": log}]}],
+        "tools": [{"name": "bash", "input_schema": {"type": "object"}}]}
+    raw, _ = post(client, A, doc)
+    assert texts(A, read_anthropic(raw), True) == "It was NEEDLE-314."
+    assert seen, "the forwarded request carried a marker"
+    first, second = (r.body.decode() for r in provider.requests)
+    assert len(first) < len(json.dumps(doc)), "the log went out compressed"
+    line = log.splitlines()[197]  # an ordinary line, the kind compression leaves out
+    assert line not in first
+    result = json.loads(second)["messages"][-1]["content"][0]["content"]
+    assert result == log, "the whole original came back"
