@@ -29,6 +29,7 @@ from .tool import TOOL_NAME
 logger = logging.getLogger("headroom")
 
 PING_INTERVAL_S = 1.0
+REUSE_WAIT_S = 0.01
 _NO_STORE = re.compile(rb'"store"\s*:\s*false')
 
 
@@ -290,6 +291,10 @@ async def streamed_turn(turn: Turn, first: UpstreamReply, open_upstream: OpenUps
                 return
             stream.between_rounds = True
             body = await turn.next_request(facts)
+            if not closing[-1].done():
+                # The round's connection frees once its last bytes are read (they follow the
+                # terminal event at once): reusing it spares the continuation a TLS handshake.
+                await asyncio.wait({closing[-1]}, timeout=REUSE_WAIT_S)
             splicer.begin_round()
             try:
                 reply = await open_upstream(body)

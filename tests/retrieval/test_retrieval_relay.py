@@ -157,3 +157,28 @@ async def test_unreachable_provider_is_a_provider_shaped_502(ccr):
                               headers={TOKEN_HEADER: "f"})
     await relay.close()
     assert r.status_code == 502 and r.json()["type"] == "error"
+
+
+class CountingProvider(FakeProvider):
+    connections = 0
+
+    async def _serve(self, reader, writer) -> None:
+        self.connections += 1
+        await super()._serve(reader, writer)
+
+
+async def test_rounds_and_turns_reuse_the_provider_connection(ccr):
+    digest = marker_hash(ccr.put("t_a", ORIGINAL, kind="log"))
+    with CountingProvider() as provider:
+        provider.handler = scripted(digest)
+        relay = await start_relay(provider, ccr, [], "flow-1")
+        relay.register(Registration("flow-2", provider.url, lambda body: Turn(
+            Endpoint.ANTHROPIC_MESSAGES, "t_a", body, ccr), lambda o: None))
+        async with httpx.AsyncClient(trust_env=False) as client:
+            for flow in ("flow-1", "flow-2"):
+                r = await client.post(f"http://127.0.0.1:{relay.port}/v1/messages",
+                                      content=json.dumps(REQUEST).encode(),
+                                      headers={TOKEN_HEADER: flow})
+                read_anthropic(r.content)
+        await relay.close()
+    assert len(provider.requests) == 4 and provider.connections == 1
