@@ -22,16 +22,16 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
 from .. import tokens
+from ..compression.markers import HASH_LEN
 from ..settings import Settings, parse_weights
 from ..storage.base import Storage
 from ..wire.common import Endpoint
 from .features import FeatureCache, UnitFeatures
-from ..compression.markers import HASH_LEN
+from .policy import DropPolicy, IntelligentContextManager, RollingWindow
 from .render import CONTEXT_KIND, build_marker, marker_messages, transcript
 from .scoring import ScoringConfig, build_query
 from .state import STATE_TTL_S, FitState, FitStateStore, conversation_id
 from .toin import ToinView
-from .policy import DropPolicy, IntelligentContextManager, RollingWindow
 from .units import Conversation, Unit, message_shape, split_conversation
 from .windows import ModelLimit, ModelWindows, output_reserve
 
@@ -136,10 +136,15 @@ class ContextFitter:
             self._fixed.put(key, count)
         return count
 
-    def harder_rendering(self, conv: Conversation, unit: Unit,
+    def harder_rendering(self, tenant: str, conv: Conversation, unit: Unit,
                          compress_harder: CompressHarder) -> list | None:
-        """The unit compressed harder, cached by unit id (the callback is deterministic)."""
-        cached = self._harder.get(unit.uid)
+        """The unit compressed harder, cached per tenant and unit id (the callback is
+        deterministic). A rendering's markers name originals in its tenant's CCR namespace,
+        and the callback re-runs now and then so it refreshes those entries."""
+        key = (tenant, unit.uid)
+        hit = self._harder.get(key)
+        now = time.monotonic()
+        cached = hit[0] if hit is not None and now - hit[1] < CCR_REFRESH_S else None
         if cached is None:
             original = conv.items[unit.start:unit.end]
             try:
@@ -153,12 +158,12 @@ class ContextFitter:
                 log.warning("compress-first changed a unit's shape; keeping its rendering")
                 return None
             cached = rendered
-            self._harder.put(unit.uid, cached)
+            self._harder.put(key, (cached, now))
         return copy.deepcopy(cached)
 
     def _store_transcript(self, ccr: ContextStore, tenant: str, conv: Conversation,
                           dropped: Sequence[Unit]) -> str:
-        key = (tenant, hashlib.sha256("\x00".join(u.uid for u in dropped).encode()).hexdigest())
+        key = (id(ccr), tenant, hashlib.sha256("\x00".join(u.uid for u in dropped).encode()).hexdigest())
         hit = self._puts.get(key)
         now = time.monotonic()
         if hit is not None and now - hit[1] < CCR_REFRESH_S:
@@ -178,7 +183,7 @@ class ContextFitter:
         if conv is None:
             return FitReport(False, 0, 0, 0, None, 0, False, reason="no conversation to fit")
         model = doc.get("model") if type(doc.get("model")) is str else None
-        work = _Work(self, conv, endpoint, model, config.windows.limit_for(model, headers),
+        work = _Work(self, tenant, conv, endpoint, model, config.windows.limit_for(model, headers),
                      output_reserve(doc), self._fixed_tokens(doc, endpoint, model))
         policy: DropPolicy = (IntelligentContextManager(config.scoring) if config.intelligent
                               else RollingWindow())
@@ -275,9 +280,10 @@ class ContextFitter:
 class _Work:
     """One request being fitted: its units, their current features, the decisions so far."""
 
-    def __init__(self, fitter: ContextFitter, conv: Conversation, endpoint: Endpoint,
+    def __init__(self, fitter: ContextFitter, tenant: str, conv: Conversation, endpoint: Endpoint,
                  model: str | None, limit: ModelLimit, reserve: int, fixed: int) -> None:
-        self.fitter, self.conv, self.endpoint, self.model = fitter, conv, endpoint, model
+        self.fitter, self.tenant, self.conv = fitter, tenant, conv
+        self.endpoint, self.model = endpoint, model
         self.limit, self.reserve, self.fixed = limit, reserve, fixed
         self.feats = [fitter.features.features(conv, u, endpoint, model) for u in conv.units]
         self.normal_tokens = [f.tokens for f in self.feats]
@@ -298,7 +304,7 @@ class _Work:
     def compress(self, positions: Sequence[int], harder: CompressHarder) -> None:
         for pos in positions:
             unit = self.conv.units[pos]
-            rendered = self.fitter.harder_rendering(self.conv, unit, harder)
+            rendered = self.fitter.harder_rendering(self.tenant, self.conv, unit, harder)
             if rendered is None or rendered == self.conv.items[unit.start:unit.end]:
                 continue  # failed, or nothing left to compress: the unit stays as it is
             self.originals[pos] = self.conv.items[unit.start:unit.end]

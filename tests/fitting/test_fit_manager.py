@@ -208,3 +208,24 @@ def test_config_from_settings(tmp_path):
     assert (config.compress_first, config.intelligent, config.scoring.intelligent) == (False, False, False)
     assert config.protect_last_turns == 2
     assert dict(config.scoring.weights)["recency"] == 1.0 and dict(config.scoring.weights)["error"] == 0.5
+
+
+def test_two_tenants_with_the_same_history_each_get_their_own_originals():
+    from headroom_core.compression.engine import CompressionConfig, compress_request
+    from headroom_core.fitting.compress_first import engine_compress_harder
+
+    endpoint = Endpoint.OPENAI_CHAT
+    script = convgen.agent_script(60, seed=4, size=240, chat_every=0)
+    compression = CompressionConfig(model="test-model")
+    fitter, ccr = ContextFitter(), CCRStore(MemoryStorage())  # one process, one store
+    for tenant in ("tenant-a", "tenant-b"):
+        doc = convgen.render(endpoint, script, model="test-model")
+        compress_request(parse_request(doc, endpoint), tenant=tenant, ccr=ccr, config=compression)
+        harder = engine_compress_harder(endpoint, tenant=tenant, ccr=ccr, config=compression,
+                                        model="test-model")
+        report = fitter.fit(parse_request(doc, endpoint), tenant=tenant, ccr=ccr,
+                            state_storage=MemoryStorage(), compress_harder=harder,
+                            config=config_for(doc, endpoint, share=0.8))
+        assert report.compress_first_savings > 0
+        for digest in find_markers(plain_text(doc, endpoint)):
+            assert ccr.get(tenant, digest) is not None, f"{tenant} cannot retrieve {digest}"
