@@ -36,10 +36,10 @@ def feature_states(settings: Settings, core: Any = None) -> dict[str, str]:
                                    f"{s.tpm} tpm" if s.tpm else "") if x)
     return {
         "optimize": _state(s, "optimize", s.optimize, installed=has("optimizer")),
-        "response_cache": _state(s, "cache", s.cache, f"ttl {s.cache_ttl} s",
+        "response_cache": _state(s, "cache", s.cache,
+                                 f"ttl {s.cache_ttl} s, max {s.cache_max_entries} entries",
                                  installed=has("response_cache")),
-        "semantic_cache": _state(s, "semantic_cache", s.semantic_cache,
-                                 f"threshold {s.semantic_cache_threshold}"),
+        "semantic_cache": _semantic_state(s),
         "rate_limit": _state(s, "rate_limit", s.rate_limit and bool(limits), limits,
                              installed=has("admission")),
         "budget": _state(s, "budget", bool(s.budget.strip()),
@@ -50,6 +50,19 @@ def feature_states(settings: Settings, core: Any = None) -> dict[str, str]:
         "shared_state": "redis" if s.redis_url else f"disk ({s.data_dir})",
         "request_log": _state(s, "log_file", bool(s.log_file), s.log_file),
     }
+
+
+def _semantic_state(s: Settings) -> str:
+    """The semantic cache sits in front of the response cache and needs the semantic extra."""
+    if not s.semantic_cache:
+        return "off"
+    if not s.cache:
+        return "off (needs the response cache)"
+    from .embeddings import available  # finds the packages, imports none of them
+
+    if not available():
+        return "not installed (pip install 'headroom-proxy[semantic]')"
+    return f"on (threshold {s.semantic_cache_threshold})"
 
 
 def banner_lines(settings: Settings, version: str) -> list[tuple[str, str]]:

@@ -8,8 +8,10 @@ to keep the exposition bounded.
 from __future__ import annotations
 
 import threading
+from typing import Any, Callable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from .records import RequestRecord
@@ -19,6 +21,7 @@ LABELS = ("provider", "model", "status")
 # LLM calls take from tens of milliseconds (cache hits, count_tokens) to minutes (long streams).
 DURATION_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
                     120.0, 300.0, float("inf"))
+RATIO_BUCKETS = (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.99, 1.0, float("inf"))
 
 
 class Metrics:
@@ -62,8 +65,29 @@ class Metrics:
                                               "Input tokens removed, by transform kind "
                                               "(tiktoken count).", ("provider", "kind"),
                                               registry=r)
+        self.cache_hits = Counter("headroom_cache_hits_total",
+                                  "Requests answered from the response cache.", LABELS, registry=r)
+        self.cache_misses = Counter("headroom_cache_misses_total",
+                                    "Requests looked up in the response cache and forwarded.",
+                                    LABELS, registry=r)
+        self.rate_limit_refusals = Counter("headroom_rate_limit_refusals_total",
+                                           "Requests refused by --rpm / --tpm.", LABELS, registry=r)
+        self.budget_refusals = Counter("headroom_budget_refusals_total",
+                                       "Requests refused by --budget (spent, or its store "
+                                       "unavailable).", LABELS, registry=r)
+        self.compression_ratio = Histogram("headroom_compression_ratio",
+                                           "tokens_after / tokens_before of each forwarded "
+                                           "request (1: unchanged).", LABELS,
+                                           buckets=RATIO_BUCKETS, registry=r)
+        self._budget_source: Callable[[], dict[str, Any]] | None = None
+        r.register(_BudgetCollector(self))
         self._models: set[str] = set()
         self._lock = threading.Lock()
+
+    def watch_budget(self, source: Callable[[], dict[str, Any]] | None) -> None:
+        """Export the budget's figures, read from `source` (SpendAdmission.budget_section)
+        at each scrape; None stops exporting them."""
+        self._budget_source = source
 
     def _model(self, model: str) -> str:
         model = model or "unknown"
@@ -95,6 +119,16 @@ class Metrics:
             if t.tokens_before > t.tokens_after:
                 self.transform_tokens_saved.labels(rec.provider, t.kind).inc(
                     t.tokens_before - t.tokens_after)
+        if rec.cache == "hit":
+            self.cache_hits.labels(*labels).inc()
+        elif rec.cache == "miss":
+            self.cache_misses.labels(*labels).inc()
+        if rec.refused == "rate_limit":
+            self.rate_limit_refusals.labels(*labels).inc()
+        elif rec.refused == "budget":
+            self.budget_refusals.labels(*labels).inc()
+        if rec.tokens_before and not rec.refused and rec.cache != "hit":
+            self.compression_ratio.labels(*labels).observe(rec.tokens_after / rec.tokens_before)
         if rec.retrieval_rounds:
             self.retrieval_rounds.labels(*labels[:2]).inc(rec.retrieval_rounds)
         if rec.retrieved_bytes:
@@ -106,3 +140,41 @@ class Metrics:
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
+
+
+class _BudgetCollector:
+    """headroom_budget_{limit,spend,remaining}_usd, read at scrape time. Scope "global" is the
+    global budget; "tenant_min" the least remaining among recently seen tenants (no tenant is
+    named: a metric label must never identify a key)."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def describe(self) -> list:
+        return []  # read lazily: the budget may be configured after the registry exists
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        source = self.metrics._budget_source
+        doc = source() if source is not None else None
+        if not doc or "limit_usd" not in doc:
+            return
+        limit = GaugeMetricFamily("headroom_budget_limit_usd", "Budget per period in USD.",
+                                  labels=("period",))
+        limit.add_metric((doc["period"],), doc["limit_usd"])
+        yield limit
+        spend = GaugeMetricFamily("headroom_budget_spend_usd",
+                                  "Spend in the current budget period.", labels=("scope",))
+        remaining = GaugeMetricFamily("headroom_budget_remaining_usd",
+                                      "Budget left in the current period.", labels=("scope",))
+        rows = []
+        glob = doc.get("global") or {}
+        if glob.get("remaining_usd") is not None:
+            rows.append(("global", glob))
+        tenants = [t for t in (doc.get("tenants") or {}).values() if t.get("remaining_usd") is not None]
+        if tenants:
+            rows.append(("tenant_min", min(tenants, key=lambda t: t["remaining_usd"])))
+        for scope, figures in rows:
+            spend.add_metric((scope,), figures["spend_usd"])
+            remaining.add_metric((scope,), figures["remaining_usd"])
+        yield spend
+        yield remaining

@@ -360,14 +360,22 @@ class HeadroomCore:
         await asyncio.wrap_future(self._drain())
 
     def _finish_batch(self, batch: list[tuple[Ticket, ResponseInfo]]) -> None:
+        lines: list[str] = []
         for ticket, response in batch:
             try:
-                self.finish(ticket, response)
+                record = self.finish(ticket, response, console=False)
             except Exception:
                 logger.exception("headroom: flow %s: accounting failed", ticket.info.flow_id)
+                continue
+            if record is not None:
+                lines.append(console_line.format_request_line(record))
+        if lines and self.console is not None and not self.settings.quiet:
+            self.console("\n".join(lines))  # one write for the batch
 
-    def finish(self, ticket: Ticket, response: ResponseInfo) -> RequestRecord | None:
-        """Build the request's record and hand it to stats, metrics, hooks and sinks."""
+    def finish(self, ticket: Ticket, response: ResponseInfo,
+               console: bool = True) -> RequestRecord | None:
+        """Build the request's record and hand it to stats, metrics, hooks, sinks and (with
+        `console`) the console line."""
         info = ticket.info
         if not info.route.is_upstream:
             return None  # our own endpoints and 404s are not provider requests
@@ -394,15 +402,17 @@ class HeadroomCore:
             refused=ticket.refused, retrieval_rounds=response.retrieval_rounds,
             retrieved_hashes=response.retrieved_hashes, retrieved_bytes=response.retrieved_bytes,
             error="; ".join(e for e in (ticket.error, response.error, outcome.error) if e))
-        self.stats.record(record)
-        self.metrics.observe(record)
+        # Spend and the cache fill first: once /stats counts a request, its cost is charged
+        # and its answer is cached (clients and tests may rely on that order).
         if self.admission is not None:
             self.admission.settle(record)
         if self.response_cache is not None and ticket.cache == "miss":
             self.response_cache.store(ticket, response)
+        self.stats.record(record)
+        self.metrics.observe(record)
         for sink in self.sinks:
             sink(record)
-        if self.console is not None and not self.settings.quiet:
+        if console and self.console is not None and not self.settings.quiet:
             self.console(console_line.format_request_line(record))
         return record
 

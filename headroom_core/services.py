@@ -143,7 +143,47 @@ def attach(core: "HeadroomCore", settings: Settings, previous: Services | None =
     if s.request_log is not None:
         s.sinks.append(s.request_log.write)
     core.sinks = [*core.sinks, *s.sinks]
+    _stats_sections(core)
     return s
+
+
+def _stats_sections(core: "HeadroomCore") -> None:
+    """The spend guard's parts of /stats and /health, read from whatever the core holds now."""
+    from .spend.guard import CacheHook, SpendAdmission
+
+    def cache() -> dict[str, Any]:
+        hook = core.response_cache
+        return hook.section() if isinstance(hook, CacheHook) else {"enabled": False}
+
+    def health_cache() -> dict[str, Any]:
+        doc = cache()
+        return {k: doc[k] for k in ("hits", "misses", "stored") if k in doc} or doc
+
+    def admission() -> "SpendAdmission | None":
+        return core.admission if isinstance(core.admission, SpendAdmission) else None
+
+    def budget(tenants: bool) -> dict[str, Any]:
+        adm = admission()
+        if adm is None or adm.budget is None:
+            return {"enabled": False}
+        return adm.budget_section(tenants)
+
+    def limits() -> dict[str, Any]:
+        adm = admission()
+        if adm is None or adm.limiter is None:
+            return {"enabled": False}
+        return adm.limits_section()
+
+    core.stats.add_section("response_cache", cache, health=health_cache)
+    core.stats.add_section("rate_limit", limits, health=limits)
+    core.stats.add_section("budget", lambda: budget(True), health=lambda: budget(False))
+    # Budget gauges for /metrics (read at scrape time). Without a budget, the registry (and
+    # prometheus_client) is not built here just to say so.
+    adm = admission()
+    if adm is not None and adm.budget is not None:
+        core.metrics.watch_budget(lambda: budget(True))
+    elif getattr(core, "_metrics", None) is not None:
+        core.metrics.watch_budget(None)
 
 
 def _same_llm(a: Settings, b: Settings) -> bool:

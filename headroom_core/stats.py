@@ -62,6 +62,7 @@ class Stats:
         self._started = clock()
         self._lock = threading.Lock()
         self._sections: dict[str, Callable[[], dict[str, Any]]] = {}
+        self._health_sections: dict[str, Callable[[], dict[str, Any]]] = {}
         self.total = 0
         self.forwarded = 0
         self.tokens_before = 0
@@ -85,9 +86,25 @@ class Stats:
     def uptime_s(self) -> float:
         return round(self._clock() - self._started, 3)
 
-    def add_section(self, name: str, snapshot: Callable[[], dict[str, Any]]) -> None:
-        """A later feature (cache, rate limits, budget, CCR, fitting) adds its part of /stats."""
+    def add_section(self, name: str, snapshot: Callable[[], dict[str, Any]],
+                    health: Callable[[], dict[str, Any]] | None = None) -> None:
+        """A later feature (cache, rate limits, budget, CCR, fitting) adds its part of /stats,
+        and optionally a shorter one to the `stats` object of /health."""
         self._sections[name] = snapshot
+        if health is not None:
+            self._health_sections[name] = health
+        else:
+            self._health_sections.pop(name, None)
+
+    @staticmethod
+    def _run_sections(sections: dict[str, Callable[[], dict[str, Any]]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for name, section in list(sections.items()):
+            try:
+                out[name] = section()
+            except Exception as e:  # one broken section must not take /stats down
+                out[name] = {"error": f"{type(e).__name__}: {e}"}
+        return out
 
     def _model_key(self, model: str) -> str:
         model = model or "unknown"
@@ -141,8 +158,11 @@ class Stats:
     def health_stats(self) -> dict[str, Any]:
         """The `stats` object of `/health` (shape fixed by what users' health checks parse)."""
         with self._lock:
-            return {"total_requests": self.total, "tokens_saved": self.tokens_saved,
-                    "savings_percent": self.savings_percent}
+            doc: dict[str, Any] = {"total_requests": self.total, "tokens_saved": self.tokens_saved,
+                                   "savings_percent": self.savings_percent,
+                                   "cache": dict(self.cache), "refused": dict(self.refused)}
+        doc.update(self._run_sections(self._health_sections))
+        return doc
 
     def snapshot(self) -> dict[str, Any]:
         """The `/stats` document."""
@@ -176,10 +196,6 @@ class Stats:
                 "retrieval": {"rounds": self.retrieval["rounds"],
                               "bytes": self.retrieval["bytes"]},
             }
-        for name, section in self._sections.items():
-            try:
-                doc[name] = section()
-            except Exception as e:  # one broken section must not take /stats down
-                doc[name] = {"error": f"{type(e).__name__}: {e}"}
+        doc.update(self._run_sections(self._sections))
         doc["definitions"] = DEFINITIONS
         return doc

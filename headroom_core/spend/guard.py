@@ -14,6 +14,7 @@ import json
 import logging
 import threading
 import time
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -37,6 +38,7 @@ log = logging.getLogger("headroom")
 CACHEABLE = (Endpoint.ANTHROPIC_MESSAGES, Endpoint.OPENAI_CHAT, Endpoint.OPENAI_RESPONSES)
 MAX_PARSE_INLINE = 256 << 10  # larger bodies are parsed/counted in a worker thread
 _PENDING_LIMIT = 100_000  # entries for flows that never finished are dropped past this
+TENANTS_SHOWN = 50  # /stats lists the budgets of this many most recently seen tenants
 
 
 def _loads(body: bytes) -> Any:
@@ -69,6 +71,8 @@ class SpendAdmission:
         self.clock = clock
         self._pending: dict[str, _Charge] = {}
         self._lock = threading.Lock()
+        self._seen: OrderedDict[str, None] = OrderedDict()  # tenants, least recent first
+        self.refused: Counter[str] = Counter()  # "rpm", "tpm", "budget_exceeded", ...
 
     @property
     def needs_tokens(self) -> bool:
@@ -90,6 +94,7 @@ class SpendAdmission:
         if self.limiter is None and self.budget is None:
             return None
         provider = ticket.info.route.provider
+        self._saw(ticket.tenant)
         tokens, model, max_out = 0, "", None
         if self.needs_tokens and ticket.info.body:
             tokens, model, max_out = await _off_loop(self._estimate, ticket,
@@ -103,6 +108,7 @@ class SpendAdmission:
                 message = (f"headroom: rate limit of {limit} {what} per minute reached for this "
                            f"API key; retry after {verdict.retry_after:.1f} s")
                 etype = "rate_limit_error" if provider == "anthropic" else "rate_limit_exceeded"
+                self.refused[verdict.reason] += 1
                 return Refusal(provider_error(provider, 429, message, etype, verdict.retry_after),
                                "rate_limit")
         reservation = None
@@ -112,6 +118,7 @@ class SpendAdmission:
                 if self.limiter is not None:  # the refused request never used its allowance
                     self.limiter.reconcile(ticket.tenant, tokens, 0, now)
                 status = 503 if outcome.reason == "budget_unavailable" else 429
+                self.refused[outcome.reason] += 1
                 return Refusal(provider_error(provider, status, outcome.message, outcome.reason,
                                               outcome.retry_after), "budget")
             reservation = outcome
@@ -136,6 +143,73 @@ class SpendAdmission:
     def snapshot(self, tenant: str) -> dict[str, Any]:
         return self.budget.snapshot(tenant) if self.budget is not None else {}
 
+    def _saw(self, tenant: str) -> None:
+        with self._lock:
+            self._seen[tenant] = None
+            self._seen.move_to_end(tenant)
+            if len(self._seen) > TENANTS_SHOWN:
+                self._seen.popitem(last=False)
+
+    def _global_view(self) -> dict[str, Any] | None:
+        """The global scope's figures (None when the budget is per tenant only)."""
+        b = self.budget
+        if b is None or b.scope == "tenant":
+            return None
+        view = BudgetGuard(b.storage, b.limit, b.period, "global", b.pricing, clock=b._clock)
+        return _figures(view.snapshot(""))
+
+    def budget_section(self, tenants: bool = True) -> dict[str, Any]:
+        """/stats (and, without `tenants`, /health): period, limit, next reset, the global
+        spend and remaining, and per tenant hash the spend of recently seen tenants.
+
+        A GET carries no key, so no caller's own tenant can be shown; tenants are listed by
+        hash, most recent first. Reading stops at the first storage error (no pile of timeouts).
+        """
+        b = self.budget
+        out: dict[str, Any] = {"refused": dict(self.refused)}
+        if b is None:
+            return out
+        out.update(period=b.period, scope=b.scope, limit_usd=b.limit, resets_at=_reset_of(b))
+        glob = self._global_view()
+        if glob is not None:
+            out["global"] = glob
+            if "error" in glob:
+                return out
+        if b.scope == "global":
+            return out
+        with self._lock:
+            seen = list(reversed(self._seen))
+        out["tenants_seen"] = len(seen)
+        if not tenants:
+            return out
+        view = BudgetGuard(b.storage, b.limit, b.period, "tenant", b.pricing, clock=b._clock)
+        rows: dict[str, Any] = {}
+        for tenant in seen:
+            rows[tenant] = _figures(view.snapshot(tenant))
+            if "error" in rows[tenant]:
+                break
+        out["tenants"] = rows
+        return out
+
+    def limits_section(self) -> dict[str, Any]:
+        """/stats: the configured rate limits and how often each refused."""
+        lim = self.limiter
+        return {"rpm": lim.rpm if lim else 0, "tpm": lim.tpm if lim else 0,
+                "refused": {k: v for k, v in self.refused.items() if k in ("rpm", "tpm")}}
+
+
+def _figures(snap: dict[str, Any]) -> dict[str, Any]:
+    keys = ("spend_usd", "reserved_usd", "remaining_usd", "error")
+    return {k: (round(snap[k], 8) if isinstance(snap[k], float) else snap[k])
+            for k in keys if k in snap}
+
+
+def _reset_of(budget: BudgetGuard) -> str:
+    from .budget import period_bounds
+
+    end = period_bounds(budget.period, budget._clock())[1]
+    return end.strftime("%Y-%m-%dT%H:%M:%SZ")
+
 
 @dataclass
 class _Pending:
@@ -154,6 +228,15 @@ class CacheHook:
         self.semantic = semantic
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
+        # hits, semantic_hits, misses, stored, not_cacheable (tool use, error, cut stream)
+        self.counts: Counter[str] = Counter()
+
+    def section(self) -> dict[str, Any]:
+        """/stats: lookups and fills since start, and the cache's bounds."""
+        return {"ttl_s": self.cache.ttl, "max_entries": self.cache.max_entries,
+                "semantic": self.semantic is not None,
+                **{k: self.counts[k] for k in ("hits", "semantic_hits", "misses", "stored",
+                                               "not_cacheable")}}
 
     def _key(self, ticket: "Ticket") -> tuple[str, Any] | None:
         doc = _loads(ticket.info.body)
@@ -174,6 +257,8 @@ class CacheHook:
         if hit is None and self.semantic is not None:
             hit = await asyncio.get_running_loop().run_in_executor(
                 None, self.semantic.lookup, ticket.tenant, endpoint, doc)
+            self.counts["semantic_hits"] += hit is not None
+        self.counts["hits" if hit is not None else "misses"] += 1
         if hit is None:
             with self._lock:
                 if len(self._pending) > _PENDING_LIMIT:
@@ -209,15 +294,20 @@ class CacheHook:
     def store(self, ticket: "Ticket", response: "ResponseInfo") -> None:
         with self._lock:
             pending = self._pending.pop(ticket.info.flow_id, None)
-        if pending is None or response.status != 200:
+        if pending is None:
+            return
+        if response.status != 200:
+            self.counts["not_cacheable"] += 1
             return
         try:
             doc = self._final_body(pending, response)
             if doc is None or not is_cacheable(pending.endpoint, response.status, doc):
+                self.counts["not_cacheable"] += 1
                 return
             body = json.dumps(doc, ensure_ascii=False).encode()
             self.cache.store(pending.key, CachedResponse(
                 200, cacheable_headers(response.headers), body, time.time()))
+            self.counts["stored"] += 1
             if self.semantic is not None and pending.doc is not None:
                 self.semantic.add(pending.tenant, pending.endpoint, pending.doc, pending.key)
         except Exception:  # the cache must never fail a request
