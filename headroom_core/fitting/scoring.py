@@ -110,7 +110,7 @@ def _embedded(query: str, texts: Sequence[str], deadline: float | None) -> list[
         _observed_s_per_text = max(EMBED_SECONDS_PER_TEXT, 0.7 * _observed_s_per_text + 0.3 * spent)
     if time.monotonic() + _observed_s_per_text > deadline:
         return None  # not even the query fits
-    vectors = embeddings.embed([query[:EMBED_CHARS * 2], *texts])
+    vectors = embeddings.embed([query[:EMBED_CHARS], *texts])
     q = vectors[0]
     return [max(0.0, float(q @ v)) for v in vectors[1:]]
 

@@ -1,8 +1,8 @@
 """Context windows per model, and the output reserve a request asks for.
 
 The built-in table is `data/model_limits.json`; `--model-limits FILE` overrides or extends it
-(same shape, or a flat `{"model-or-prefix": window}` object). Ids match by their longest known
-prefix, so dated ids (`claude-3-5-sonnet-20241022`, `gpt-4o-2024-08-06`) find their family;
+(same shape, or a flat `{"model-or-prefix": window}` object; a matching override wins over every
+built-in entry). Ids match by their longest known prefix, so dated ids (`claude-3-5-sonnet-20241022`, `gpt-4o-2024-08-06`) find their family;
 gateway spellings (`openai/gpt-4o`, `us.anthropic.claude-sonnet-4-…-v1:0`, `…@20240620`) are
 reduced to the bare id first. Unknown models get `--default-context-window`.
 """
@@ -74,6 +74,9 @@ class ModelWindows:
             for name, spec in data["beta_windows"].items()
         }
         self.default_window = default_window
+        # Overrides are matched before the built-in table: `{"claude-": 100000}` covers every
+        # Claude model, although the built-ins know longer prefixes.
+        self._override_windows: dict[str, int] = {}
         if overrides_path:
             self._apply_overrides(overrides_path)
 
@@ -88,7 +91,7 @@ class ModelWindows:
         windows = data.get("windows", data if "count_scale" not in data else {})
         for name, value in windows.items():
             if not name.startswith("_"):
-                self._windows[name.lower()] = _positive_int(name, value)
+                self._override_windows[name.lower()] = _positive_int(name, value)
         for name, value in data.get("count_scale", {}).items():
             self._scales[name.lower()] = float(value)
         for name, spec in data.get("beta_windows", {}).items():
@@ -97,7 +100,9 @@ class ModelWindows:
 
     def limit_for(self, model: str | None, headers: Mapping[str, str] | None = None) -> ModelLimit:
         bare = bare_model_id(model or "")
-        window = _longest_prefix(self._windows, bare) if bare else None
+        window = None
+        if bare:
+            window = _longest_prefix(self._override_windows, bare) or _longest_prefix(self._windows, bare)
         window = window or self.default_window
         for beta in _beta_flags(headers):
             spec = self._betas.get(beta)

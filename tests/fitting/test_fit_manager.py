@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import json
 import math
 
 import pytest
@@ -140,23 +141,26 @@ def test_nothing_is_dropped_when_the_original_cannot_be_stored(endpoint):
     assert dump(doc) == dump(original)
 
 
-def test_output_reserve_and_claude_scale_trigger_fitting():
+def _claude_windows(tmp_path, window: int) -> ModelWindows:
+    path = tmp_path / "limits.json"
+    path.write_text(json.dumps({"claude-": window}))
+    return ModelWindows(str(path))
+
+
+def test_output_reserve_and_claude_scale_trigger_fitting(tmp_path):
     doc = convgen.to_anthropic(script_300(), model="claude-sonnet-4-5", max_tokens=8000)
     total = tokens.count_request(doc, Endpoint.ANTHROPIC_MESSAGES)
     # The conversation alone fits a window of total + 1000, but not with the 8000-token reserve.
-    limits = ModelWindows(default_window=1)
-    object.__setattr__(limits, "_windows", {"claude-": total + 1000})
-    report, _ = fit(doc, Endpoint.ANTHROPIC_MESSAGES,
-                    FitConfig(windows=limits, scoring=ScoringConfig(semantic=False)))
+    config = FitConfig(windows=_claude_windows(tmp_path, total + 1000),
+                       scoring=ScoringConfig(semantic=False))
+    report, _ = fit(doc, Endpoint.ANTHROPIC_MESSAGES, config)
     assert report.fitted and report.reserve == 8000
     assert math.ceil(report.tokens_after * 1.15) + 8000 <= total + 1000
 
 
-def test_beta_header_window_avoids_fitting():
+def test_beta_header_window_avoids_fitting(tmp_path):
     doc = convgen.to_anthropic(script_300(), model="claude-sonnet-4-5")
-    limits = ModelWindows()
-    object.__setattr__(limits, "_windows", {"claude-": 20_000})
-    config = FitConfig(windows=limits, scoring=ScoringConfig(semantic=False))
+    config = FitConfig(windows=_claude_windows(tmp_path, 20_000), scoring=ScoringConfig(semantic=False))
     report, _ = fit(copy.deepcopy(doc), Endpoint.ANTHROPIC_MESSAGES, config)
     assert report.fitted
     report, _ = fit(doc, Endpoint.ANTHROPIC_MESSAGES, config,

@@ -70,7 +70,8 @@ def test_override_file_flat_and_structured(tmp_path):
     w = ModelWindows(str(flat))
     assert w.window_for("my-model-v2") == 50_000
     assert w.window_for("gpt-4o-2024-08-06") == 64_000
-    assert w.window_for("gpt-4o-mini") == 128_000  # a longer built-in prefix still wins
+    assert w.window_for("gpt-4o-mini") == 64_000  # an override wins over longer built-in prefixes
+    assert w.window_for("gpt-4.1") == 1_047_576
     structured = tmp_path / "structured.json"
     structured.write_text(json.dumps({"windows": {"claude-": 100_000}, "count_scale": {"claude": 1.3}}))
     w = ModelWindows(str(structured))
