@@ -39,6 +39,7 @@ from .state import META_KEY, Shared, note
 logger = logging.getLogger("headroom")
 
 META_RETRIEVAL = "headroom_retrieval"
+INLINE_BYTES = 64 << 10  # bodies below this are prepared on the event loop (well under 1 ms)
 # Anything that could mean the tool is needed: a marker, a carried call, a fitting note.
 _NEEDLE = b"headroom_retrieve"
 _TLS_OPTIONS = {"ssl_insecure", "ssl_verify_upstream_trusted_ca", "ssl_verify_upstream_trusted_confdir"}
@@ -161,7 +162,12 @@ class Retrieval:
             return prep, new, stores
 
         try:
-            prep, new_body, stores = await asyncio.to_thread(prepare)
+            if len(body) < INLINE_BYTES and not self.shared.core.settings.redis_url:
+                # Small body, local store: cheaper than a thread hop, which waits for the GIL
+                # while the accounting worker counts tokens.
+                prep, new_body, stores = prepare()
+            else:
+                prep, new_body, stores = await asyncio.to_thread(prepare)
         except ValueError:
             return  # not JSON we can read: the provider will judge it
         if prep is None:
