@@ -141,6 +141,9 @@ def prepare_request(doc: Any, endpoint: Endpoint, tenant: str, store: Conversati
         return Preparation(False, False, note="the client defines its own headroom_retrieve")
     if endpoint is Endpoint.OPENAI_CHAT and doc.get("n") not in (None, 1):
         return Preparation(False, False, note="n > 1: retrieval is not offered")
+    if endpoint is Endpoint.OPENAI_CHAT and "functions" in doc:
+        # Legacy function calling cannot be mixed with `tools`.
+        return Preparation(False, False, note="legacy `functions`: retrieval is not offered")
     dialect = DIALECTS[endpoint]
     key = conversation or conversation_key(doc, endpoint, tenant)
     record = store.record(tenant, key) if store is not None else {}

@@ -139,6 +139,13 @@ def test_client_tool_of_the_same_name_is_respected():
     assert not prep.tool and len(doc["tools"]) == 1 and "own" in prep.note
 
 
+@pytest.mark.parametrize("extra,why", [({"n": 2}, "n > 1"), ({"functions": []}, "functions")])
+def test_chat_requests_retrieval_cannot_serve(extra, why):
+    doc = {**marked_request(C, "0" * 16), **extra}
+    prep = prepare_request(doc, C, "t_a", None)
+    assert not prep.tool and "tools" not in doc and why in prep.note
+
+
 def test_responses_chain_is_linked_by_response_id():
     store = ConversationStore(MemoryStorage())
     first = marked_request(R, "0" * 16)
