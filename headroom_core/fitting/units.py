@@ -299,14 +299,40 @@ def split_conversation(doc: dict, endpoint: Endpoint, protect_last_turns: int) -
                          "recent" if n in recent else None)
         units.append(Unit(f"{digest}.{occurrence}", lo, hi, kind, protected, results))
 
-    # The first user message alone (not its unit, which grows while it is the newest one).
+    return Conversation(fmt, key, items, tuple(units), _anchor(doc, fmt, items, infos))
+
+
+_INFO = {Fmt.ANTHROPIC: _anthropic_info, Fmt.CHAT: _chat_info, Fmt.RESPONSES: _responses_info}
+
+
+def _anchor(doc: dict, fmt: Fmt, items: list, infos: list[_Info] | None = None) -> tuple:
+    """System prompt, a leading system message, and the first user message alone (not its
+    unit, which grows while it is the newest one): what every turn of a conversation repeats."""
+    first_user = None
+    for i, item in enumerate(items):
+        role = infos[i].role if infos is not None else _INFO[fmt](item).role
+        if role == "user":
+            first_user = i
+            break
     system = doc.get("instructions" if fmt is Fmt.RESPONSES else "system")
-    leading = [items[i] for u in units if u.kind == "system" and u.start == 0 for i in range(u.start, u.end)]
-    anchor = (system, leading, _canonical([items[first_user]]) if first_user is not None else None)
-    return Conversation(fmt, key, items, tuple(units), anchor)
+    head = items[0] if items else None
+    leading = [head] if head is not None and (infos[0] if infos else _INFO[fmt](head)).role == "system" else []
+    return (system, leading, _canonical([items[first_user]]) if first_user is not None else None)
+
+
+def conversation_anchor(doc: dict, endpoint: Endpoint) -> tuple | None:
+    """The anchor `split_conversation` would give, without cutting the whole conversation."""
+    fmt = FORMAT_OF.get(endpoint)
+    if fmt is None or not isinstance(doc, dict):
+        return None
+    key = "input" if fmt is Fmt.RESPONSES else "messages"
+    items = doc.get(key)
+    if not isinstance(items, list) or not items:
+        return None
+    return _anchor(doc, fmt, items)
 
 
 def message_shape(fmt: Fmt, msg: Any) -> tuple:
     """Role and call ids of a message: what a re-rendering (compress-first) must not change."""
-    info = {Fmt.ANTHROPIC: _anthropic_info, Fmt.CHAT: _chat_info, Fmt.RESPONSES: _responses_info}[fmt](msg)
+    info = _INFO[fmt](msg)
     return info.role, tuple(info.calls), tuple(info.results)

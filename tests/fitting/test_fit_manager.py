@@ -233,3 +233,21 @@ def test_two_tenants_with_the_same_history_each_get_their_own_originals():
         assert report.compress_first_savings > 0
         for digest in find_markers(plain_text(doc, endpoint)):
             assert ccr.get(tenant, digest) is not None, f"{tenant} cannot retrieve {digest}"
+
+
+@pytest.mark.parametrize("endpoint", convgen.FORMATS)
+def test_tokens_hint_shortcut_never_skips_earlier_decisions(endpoint):
+    doc = convgen.render(endpoint, script_300(), model="test-model")
+    config = config_for(doc, endpoint)
+    state, fitter = MemoryStorage(), ContextFitter()
+    untouched = copy.deepcopy(doc)
+    report, _ = fit(untouched, endpoint, config, fitter=fitter, state=state, tokens_hint=100)
+    assert not report.fitted and report.reason == "fits"
+    assert dump(untouched) == dump(doc)  # a (claimed) fitting request with no history: left alone
+
+    first = copy.deepcopy(doc)
+    fit(first, endpoint, config, fitter=fitter, state=state)  # drops, and remembers them
+    again = copy.deepcopy(doc)
+    report, _ = fit(again, endpoint, config, fitter=fitter, state=state, tokens_hint=100)
+    assert report.fitted and report.sticky_reused and report.newly_dropped == 0
+    assert dump(again) == dump(first)
