@@ -239,6 +239,9 @@ def _merge_spans(cuts: list[int], infos: list[_Info]) -> list[int]:
     return [c for c in cuts if c == 0 or c not in forbidden]
 
 
+_INFO = {Fmt.ANTHROPIC: _anthropic_info, Fmt.CHAT: _chat_info, Fmt.RESPONSES: _responses_info}
+
+
 def _canonical(msgs: list) -> str:
     text = json.dumps(msgs, ensure_ascii=False, separators=(",", ":"), default=str)
     if '"cache_control"' in text:  # breakpoints move every turn; the unit stays the same unit
@@ -256,10 +259,8 @@ def split_conversation(doc: dict, endpoint: Endpoint, protect_last_turns: int) -
         return None  # the history lives on the server: we see only its newest items
     items = doc.get(key)
     if not isinstance(items, list) or not items:
-        return None  # a Responses string input, or a server-side history (previous_response_id)
-    info_of = {Fmt.ANTHROPIC: _anthropic_info, Fmt.CHAT: _chat_info,
-               Fmt.RESPONSES: _responses_info}[fmt]
-    infos = [info_of(m) for m in items]
+        return None  # a Responses string input, or no messages at all
+    infos = [_INFO[fmt](m) for m in items]
     if fmt is Fmt.CHAT:  # a legacy `function` message answers the function_call before it
         for i, info in enumerate(infos):
             if info.role == "tool" and not info.results and i > 0:
@@ -269,16 +270,17 @@ def split_conversation(doc: dict, endpoint: Endpoint, protect_last_turns: int) -
     bounds = list(zip(cuts, cuts[1:] + [len(items)]))
 
     first_user = next((i for i, info in enumerate(infos) if info.role == "user"), None)
-    droppable_seen = 0
-    recent: set[int] = set()
-    k = max(1, protect_last_turns)  # the newest turn is the one being answered: always kept
+    # The last K turns: a turn is one unit (a model step with what answers it), system units
+    # aside. The newest turn is the one being answered, so at least one is always kept.
+    turns_seen, recent = 0, set()
+    k = max(1, protect_last_turns)
     for n in range(len(bounds) - 1, -1, -1):
         lo, hi = bounds[n]
         if any(infos[i].role == "system" for i in range(lo, hi)):
             continue
-        if droppable_seen < k:
+        if turns_seen < k:
             recent.add(n)
-            droppable_seen += 1
+            turns_seen += 1
 
     seen: dict[str, int] = {}
     units: list[Unit] = []
@@ -301,8 +303,6 @@ def split_conversation(doc: dict, endpoint: Endpoint, protect_last_turns: int) -
 
     return Conversation(fmt, key, items, tuple(units), _anchor(doc, fmt, items, infos))
 
-
-_INFO = {Fmt.ANTHROPIC: _anthropic_info, Fmt.CHAT: _chat_info, Fmt.RESPONSES: _responses_info}
 
 
 def _anchor(doc: dict, fmt: Fmt, items: list, infos: list[_Info] | None = None) -> tuple:
