@@ -88,31 +88,35 @@ def build_services(settings: Settings, *, llmlingua: "LLMLinguaService | None" =
 def _admission(s: Services) -> "SpendAdmission | None":
     from .spend.budget import BudgetGuard
     from .spend.guard import SpendAdmission
+    from .spend.outage import FailFast
     from .spend.ratelimit import RateLimiter
 
     st = s.settings
     limiter = None
     if st.rate_limit and (st.rpm or st.tpm):
-        limiter = RateLimiter(s.storage("ratelimit"), st.rpm, st.tpm)
+        limiter = RateLimiter(FailFast(s.storage("ratelimit")), st.rpm, st.tpm)
     budget = None
     if st.budget_usd is not None:
-        budget = BudgetGuard(s.storage("budget"), st.budget_usd, st.budget_period,
+        budget = BudgetGuard(FailFast(s.storage("budget")), st.budget_usd, st.budget_period,
                              st.budget_scope, s.pricing)
-    return SpendAdmission(limiter, budget) if (limiter or budget) else None
+    if not (limiter or budget):
+        return None
+    return SpendAdmission(limiter, budget, offload=bool(st.redis_url))
 
 
 def cache_hook(s: Services) -> Any:
     from .spend.guard import CacheHook
+    from .spend.outage import FailFast
     from .spend.response_cache import ResponseCache
 
     st = s.settings
-    cache = ResponseCache(s.storage("cache"), st.cache_ttl, st.cache_max_entries)
+    cache = ResponseCache(FailFast(s.storage("cache")), st.cache_ttl, st.cache_max_entries)
     semantic = None
     if st.semantic_cache:
         from .spend.semantic_cache import SemanticCache
 
         semantic = SemanticCache(cache, float(st.semantic_cache_threshold))
-    return CacheHook(cache, semantic)
+    return CacheHook(cache, semantic, offload=bool(st.redis_url))
 
 
 def attach(core: "HeadroomCore", settings: Settings, previous: Services | None = None) -> Services:

@@ -5,6 +5,10 @@ Admission charges before forwarding (our token count of the request, the price e
 settles from the provider's usage once the request ended, streamed or not. The cache answers a
 repeated request without contacting the provider, replays a streamed request's hit as a valid
 SSE stream, and is filled only with successful final answers.
+
+On a remote store (Redis, `offload=True`) admission and the cache lookup run in the spend
+guard's threads (`outage.run_off_loop`), so the event loop never waits on a socket; on
+diskcache they run inline (microseconds), except for the parsing of large bodies.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from ..errors import LocalResponse, provider_error
 from ..tokens import count_request
 from ..wire.common import Endpoint
 from .budget import BudgetGuard, Refusal as BudgetRefusal
+from .outage import run_off_loop
 from .ratelimit import RateLimiter
 from .response_cache import CachedResponse, ResponseCache, cache_key, cacheable_headers, is_cacheable
 from .stream_assembly import StreamAssembler, replay_sse
@@ -65,10 +70,11 @@ class SpendAdmission:
     """Rate limits (`--rpm`, `--tpm`) and budgets (`--budget`) for provider-bound requests."""
 
     def __init__(self, limiter: RateLimiter | None, budget: BudgetGuard | None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, offload: bool = False) -> None:
         self.limiter = limiter
         self.budget = budget
         self.clock = clock
+        self.offload = offload  # storage calls leave the event loop (a remote store)
         self._pending: dict[str, _Charge] = {}
         self._lock = threading.Lock()
         self._seen: OrderedDict[str, None] = OrderedDict()  # tenants, least recent first
@@ -89,16 +95,22 @@ class SpendAdmission:
         return count_request(doc, endpoint) if endpoint else 0, model, max_out
 
     async def admit(self, ticket: "Ticket") -> Any:
-        from ..pipeline import Refusal  # the pipeline's value; imported late to avoid a cycle
-
         if self.limiter is None and self.budget is None:
             return None
-        provider = ticket.info.route.provider
         self._saw(ticket.tenant)
+        if self.offload:
+            return await run_off_loop(self._admit, ticket)
+        size = len(ticket.info.body) if self.needs_tokens else 0
+        return await _off_loop(self._admit, ticket, size=size)
+
+    def _admit(self, ticket: "Ticket") -> Any:
+        """Count, charge the rate limits, reserve the budget: a Refusal, or None to go on."""
+        from ..pipeline import Refusal  # the pipeline's value; imported late to avoid a cycle
+
+        provider = ticket.info.route.provider
         tokens, model, max_out = 0, "", None
         if self.needs_tokens and ticket.info.body:
-            tokens, model, max_out = await _off_loop(self._estimate, ticket,
-                                                     size=len(ticket.info.body))
+            tokens, model, max_out = self._estimate(ticket)
         now = self.clock()
         if self.limiter is not None:
             verdict = self.limiter.admit(ticket.tenant, tokens, now)
@@ -223,9 +235,11 @@ class _Pending:
 class CacheHook:
     """The response cache (and the opt-in semantic cache in front of it) for the pipeline."""
 
-    def __init__(self, cache: ResponseCache, semantic: "SemanticCache | None" = None) -> None:
+    def __init__(self, cache: ResponseCache, semantic: "SemanticCache | None" = None, *,
+                 offload: bool = False) -> None:
         self.cache = cache
         self.semantic = semantic
+        self.offload = offload  # the lookup leaves the event loop (a remote store)
         self._pending: dict[str, _Pending] = {}
         self._lock = threading.Lock()
         # hits, semantic_hits, misses, stored, not_cacheable (tool use, error, cut stream)
@@ -238,22 +252,26 @@ class CacheHook:
                 **{k: self.counts[k] for k in ("hits", "semantic_hits", "misses", "stored",
                                                "not_cacheable")}}
 
-    def _key(self, ticket: "Ticket") -> tuple[str, Any] | None:
+    def _find(self, ticket: "Ticket") -> tuple[str, Any, CachedResponse | None] | None:
+        """(key, parsed body, stored answer or None); None for a body that is not an object."""
         doc = _loads(ticket.info.body)
         if not isinstance(doc, dict):
             return None
-        return cache_key(ticket.tenant, ticket.info.route.endpoint, doc), doc
+        key = cache_key(ticket.tenant, ticket.info.route.endpoint, doc)
+        return key, doc, self.cache.lookup(key)
 
     async def lookup(self, ticket: "Ticket") -> LocalResponse | None:
         info = ticket.info
         endpoint = info.route.endpoint
         if info.method != "POST" or endpoint not in CACHEABLE or not info.body:
             return None
-        keyed = await _off_loop(self._key, ticket, size=len(info.body))
-        if keyed is None:
+        if self.offload:
+            found = await run_off_loop(self._find, ticket)
+        else:
+            found = await _off_loop(self._find, ticket, size=len(info.body))
+        if found is None:
             return None
-        key, doc = keyed
-        hit = self.cache.lookup(key)
+        key, doc, hit = found
         if hit is None and self.semantic is not None:
             hit = await asyncio.get_running_loop().run_in_executor(
                 None, self.semantic.lookup, ticket.tenant, endpoint, doc)
