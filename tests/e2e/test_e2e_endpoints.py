@@ -38,7 +38,7 @@ def test_health_has_the_documented_shape(client, provider):
     assert resp.status_code == 200
     doc = resp.json()
     assert doc["status"] == "healthy" and doc["optimize"] is True
-    assert set(doc["stats"]) == {"total_requests", "tokens_saved", "savings_percent"}
+    assert {"total_requests", "tokens_saved", "savings_percent"} <= set(doc["stats"])
     assert isinstance(doc["stats"]["total_requests"], int)
     assert isinstance(doc["stats"]["savings_percent"], (int, float))
     assert {"version", "uptime_s", "features"} <= set(doc)
