@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import json
 import logging
 import threading
 import time
@@ -401,7 +402,8 @@ class HeadroomCore:
             latency_ms=max(0.0, (response.ended_at - info.started_at) * 1000.0),
             refused=ticket.refused, retrieval_rounds=response.retrieval_rounds,
             retrieved_hashes=response.retrieved_hashes, retrieved_bytes=response.retrieved_bytes,
-            error="; ".join(e for e in (ticket.error, response.error, outcome.error) if e))
+            error="; ".join(e for e in (ticket.error, response.error, outcome.error) if e),
+            messages=_message_content(info.body) if self.settings.log_messages else None)
         # Spend and the cache fill first: once /stats counts a request, its cost is charged
         # and its answer is cached (clients and tests may rely on that order).
         if self.admission is not None:
@@ -424,6 +426,20 @@ class HeadroomCore:
         self._account_pool.shutdown(wait=True)
         if self._optimize_pool is not None:
             self._optimize_pool.shutdown(wait=False, cancel_futures=True)
+
+
+_CONTENT_FIELDS = ("system", "instructions", "messages", "input")
+
+
+def _message_content(body: bytes) -> dict[str, Any] | None:
+    """The request's content (system, instructions, messages, input) for --log-messages."""
+    try:
+        doc = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    return {k: doc[k] for k in _CONTENT_FIELDS if k in doc} or None
 
 
 def _ms_since(t0: float) -> float:
