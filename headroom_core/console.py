@@ -45,11 +45,28 @@ def feature_states(settings: Settings, core: Any = None) -> dict[str, str]:
         "budget": _state(s, "budget", bool(s.budget.strip()),
                          f"{s.budget} USD {s.budget_period}, {s.budget_scope}",
                          installed=has("admission")),
-        "llmlingua": _state(s, "llmlingua", s.llmlingua, s.llmlingua_device),
+        "llmlingua": _llmlingua_state(s, core),
         "forward_proxy": _state(s, "forward", s.forward, f"port {s.forward_port}"),
         "shared_state": "redis" if s.redis_url else f"disk ({s.data_dir})",
         "request_log": _state(s, "log_file", bool(s.log_file), s.log_file),
     }
+
+
+def _llmlingua_state(s: Settings, core: Any) -> str:
+    """With a running core: whether the model is loading, ready or failed (ml imports no torch)."""
+    if not s.llmlingua:
+        return "off"
+    from .ml.llmlingua import is_installed
+
+    if not is_installed():
+        return "not installed"
+    service = getattr(getattr(core, "optimizer", None), "llmlingua", None)
+    if service is None:
+        return f"on ({s.llmlingua_device}, rate {s.llmlingua_rate})"
+    if service.state == "failed":
+        return f"failed ({service.load_error})"
+    device = service.device or s.llmlingua_device
+    return f"on ({service.state}, {device}, rate {s.llmlingua_rate})"
 
 
 def _semantic_state(s: Settings) -> str:
@@ -74,7 +91,8 @@ def banner_lines(settings: Settings, version: str) -> list[tuple[str, str]]:
     rows += [("anthropic", s.anthropic_api_url), ("openai", s.openai_api_url),
              ("endpoints", "/health  /stats  /metrics")]
     for name, state in feature_states(s).items():
-        rows.append((name.replace("_", " "), state))
+        if name != "llmlingua":  # its own line below the table, in the words of issue 8
+            rows.append((name.replace("_", " "), state))
     missing = unavailable_in_use(s)
     if missing:
         rows.append((NOT_YET, ", ".join(missing) + " (accepted; no effect in this version)"))
@@ -96,6 +114,11 @@ def print_banner(settings: Settings, version: str, stream: TextIO | None = None)
         table.add_row(Text(label), Text(value, style=style))  # Text: values are not markup
     console.print(Text.assemble(("headroom", "bold cyan"), f" {version} — context-optimisation proxy"))
     console.print(table)
+    from .ml.llmlingua import startup_message  # resolves the device (torch) only when on
+
+    level, text = startup_message(settings)
+    console.print(Text(text, style={"warning": "bold yellow", "info": "green" if settings.llmlingua
+                                    else ""}.get(level, "dim")), soft_wrap=True)
 
 
 _VERSION: str | None = None

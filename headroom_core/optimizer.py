@@ -28,6 +28,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("headroom")
 
+# LLMLingua gets this share of the request's time budget; compression and fitting, which
+# follow it and are far cheaper, keep the rest, so a slow model does not cost them their turn.
+PROSE_SHARE = 0.6
+UNBUDGETED_PROSE_S = 30.0  # --compression-budget-ms 0: no request budget, the model still has one
+_PROSE_FAILURES = frozenset({"timeout", "error", "too_large", "placeholders_lost"})
+
 _CONTAINER = {Endpoint.ANTHROPIC_MESSAGES: "messages", Endpoint.OPENAI_CHAT: "messages",
               Endpoint.OPENAI_RESPONSES: "input"}
 
@@ -68,7 +74,10 @@ class RequestOptimizer:
         before: int | None = None
         if self.llmlingua is not None and self.llmlingua.ready:
             before = count_request(request.doc, endpoint)  # the pass changes what the engine counts
-            changed |= self._prose(request, tenant, done, notes)
+            prose_s = budget_s * PROSE_SHARE if budget_s else UNBUDGETED_PROSE_S
+            changed |= self._prose(request, tenant, done, notes, prose_s)
+        elif self.llmlingua is not None:  # loading, or failed: the request passes without it
+            notes.append(f"llmlingua: model {self.llmlingua.state}; not applied")
 
         originals = {o.message_index: o for o in request.tool_outputs()} if self.toin else {}
         report = compress_request(request, tenant=tenant, ccr=self.ccr,
@@ -103,12 +112,14 @@ class RequestOptimizer:
         return OptimizeOutcome(changed, before, after if changed else before,
                                summarise(done), tuple(notes))
 
-    def _prose(self, request: "ProviderRequest", tenant: str, done: list, notes: list) -> bool:
+    def _prose(self, request: "ProviderRequest", tenant: str, done: list, notes: list,
+               deadline_s: float) -> bool:
         from .ml.prose_pass import compress_prose
 
         try:  # the pass is async (it awaits the model's worker); this is a worker thread
             records = asyncio.run(compress_prose(request, tenant=tenant, ccr=self.ccr,
-                                                 service=self.llmlingua, settings=self.settings))
+                                                 service=self.llmlingua, settings=self.settings,
+                                                 deadline_s=deadline_s))
         except Exception as e:  # fail open: the other transforms still run
             log.exception("headroom: LLMLingua pass failed")
             notes.append(f"llmlingua: failed ({type(e).__name__}: {e})")
@@ -118,6 +129,10 @@ class RequestOptimizer:
             if r.changed:
                 changed = True
                 done.append(("llmlingua", r.tokens_before, r.tokens_after))
+            elif r.outcome in _PROSE_FAILURES or r.outcome.startswith("store_error"):
+                # fail open, and say why (DESIGN.md rule 6): the original of this one went out
+                notes.append(f"llmlingua: {r.outcome} on a {r.tokens_before}-token "
+                             f"{r.target.replace('_', ' ')}; original kept")
         return changed
 
     def _harder(self, messages: list, endpoint: Endpoint, tenant: str) -> list:

@@ -6,6 +6,7 @@ pricer and the request log, all over the storage backend the settings choose.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
@@ -196,10 +197,28 @@ def _same_llm(a: Settings, b: Settings) -> bool:
 
 
 def _start_llmlingua(settings: Settings) -> "LLMLinguaService | None":
-    from .ml.llmlingua import LLMLinguaService, is_installed
+    """Start loading the model in the background; None (and the warning) when not installed.
+
+    Its progress lines go to stderr, as the request lines do: `headroom proxy` runs mitmdump with
+    termlog at warn, which would hide them as info records (and a warning record would show
+    twice). A failure is shown even with --quiet.
+    """
+    from .ml.llmlingua import LLMLinguaService, is_installed, startup_message
 
     if not is_installed():
-        return None  # the start-up banner says so; requests pass without it
-    service = LLMLinguaService.from_settings(settings)
+        _console_line(startup_message(settings)[1])  # the WARNING line; requests pass without it
+        return None
+    service: LLMLinguaService
+
+    def progress(message: str) -> None:
+        if service.load_error is not None or not settings.quiet:
+            _console_line(message)
+
+    service = LLMLinguaService.from_settings(settings, progress=progress)
     service.start_loading()
     return service
+
+
+def _console_line(text: str) -> None:
+    sys.stderr.write(text + "\n")
+    sys.stderr.flush()

@@ -149,6 +149,15 @@ class LLMLinguaService:
     def ready(self) -> bool:
         return self._ready.is_set()
 
+    @property
+    def state(self) -> str:
+        """"idle" (not started), "loading", "ready" or "failed" (`load_error` says why)."""
+        if self._ready.is_set():
+            return "ready"
+        if self._done.is_set():
+            return "failed"
+        return "idle" if self._thread is None else "loading"
+
     def start_loading(self) -> None:
         """Load the model in a daemon thread; returns at once. Calling it twice does nothing."""
         if self._thread is not None:
@@ -169,7 +178,8 @@ class LLMLinguaService:
             self._ready.set()
             self._progress(f"LLMLingua: model ready on {self.device} in {self.load_seconds:.1f} s")
         except Exception as e:  # anything: the proxy runs on without LLMLingua
-            self.load_error = f"{type(e).__name__}: {e}"
+            # one line: hub errors come with several, and this one goes to a console and logs
+            self.load_error = " ".join(f"{type(e).__name__}: {e}".split())
             self._progress(f"LLMLingua: model failed to load ({self.load_error}); "
                            "requests pass without it")
         finally:
@@ -186,7 +196,10 @@ class LLMLinguaService:
             raise ValueError(f"llmlingua 0.2.2 supports LLMLingua-2 models whose name contains "
                              f"{' or '.join(SUPPORTED_NAME_PARTS)}; got {Path(name).name!r}")
         self._progress("LLMLingua: importing torch and transformers")
-        import torch
+        try:
+            import torch
+        except ImportError as e:  # present on disk but broken: say what to reinstall
+            raise ModuleNotFoundError(f"torch could not be imported ({e}); {INSTALL_HINT}") from e
 
         self.device = resolve_device(self.requested_device)
         if self.device == "cpu":
@@ -194,8 +207,11 @@ class LLMLinguaService:
             self.cpu_threads = max(1, (os.cpu_count() or 2) - 1)
             torch.set_num_threads(self.cpu_threads)
         _seed_tiktoken()
-        from llmlingua import PromptCompressor
-        from transformers.utils import logging as hf_logging
+        try:
+            from llmlingua import PromptCompressor
+            from transformers.utils import logging as hf_logging
+        except ImportError as e:
+            raise ModuleNotFoundError(f"llmlingua could not be imported ({e}); {INSTALL_HINT}") from e
 
         hf_logging.set_verbosity_error()  # "sequence longer than 512" is llmlingua's normal case
         hf_logging.disable_progress_bar()  # our own progress lines say what is happening
@@ -205,8 +221,14 @@ class LLMLinguaService:
         config: dict[str, Any] = {"trust_remote_code": False}
         if local:
             config["local_files_only"] = True
-        compressor = PromptCompressor(model_name=name, device_map=self.device,
-                                      model_config=config, use_llmlingua2=True)
+        try:
+            compressor = PromptCompressor(model_name=name, device_map=self.device,
+                                          model_config=config, use_llmlingua2=True)
+        except OSError as e:
+            if local:
+                raise
+            raise OSError(f"{name!r} is no local directory, and the Hugging Face hub did not "
+                          f"give it ({e})") from e
         compressor.model.eval()
         return compressor
 
