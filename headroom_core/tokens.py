@@ -15,6 +15,7 @@ relative savings, not for billing (the provider's own usage figures are kept apa
 from __future__ import annotations
 
 import base64
+import functools
 import gzip
 import hashlib
 import os
@@ -117,6 +118,7 @@ def get_encoding(name: str = DEFAULT_ENCODING) -> tiktoken.Encoding:
     return enc
 
 
+@functools.lru_cache(maxsize=512)  # tiktoken walks its prefix table on every call (~25 us)
 def encoding_name_for_model(model: str | None) -> str:
     """The model's own encoding where tiktoken knows it and we ship it, else o200k_base.
 
