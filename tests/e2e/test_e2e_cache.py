@@ -5,6 +5,7 @@ stored, and `--no-cache` forwards everything."""
 from __future__ import annotations
 
 import json
+import re
 import time
 import uuid
 from typing import Iterator
@@ -161,6 +162,11 @@ def test_identical_request_is_answered_from_the_cache(client, provider, kind):
     assert second.headers["content-type"].startswith("application/json")
     stats = wait_recorded(client, total + 1)
     assert stats["cache"]["hit"] >= 1 and stats["response_cache"]["hits"] >= 1
+    assert stats["response_cache"]["stored"] >= 1
+    assert client.get("/health").json()["stats"]["response_cache"]["hits"] >= 1
+    metrics = client.get("/metrics").text
+    assert re.search(r'^headroom_cache_hits_total\{.*status="200"\} [1-9]', metrics, re.M)
+    assert re.search(r'^headroom_cache_misses_total\{.*status="200"\} [1-9]', metrics, re.M)
 
 
 @pytest.mark.parametrize("fill_stream,hit_stream", [(True, True), (False, True), (True, False)])

@@ -217,6 +217,10 @@ def test_budget_in_health_and_metrics(bclient):
     assert metric(text, "headroom_budget_refusals_total", provider="openai", status="429") >= 1
     assert metric(text, "headroom_cost_usd_total", provider="openai") >= 2 * COSTS["chat"] - 1e-9
     assert metric(text, "headroom_budget_limit_usd") == pytest.approx(0.01)
+    assert metric(text, "headroom_budget_remaining_usd", scope="tenant_min") == 0
+    # Every forwarded request's ratio (1.0: nothing to compress in these small requests).
+    assert metric(text, "headroom_compression_ratio_count", provider="openai") >= 2
+    assert metric(text, "headroom_compression_ratio_bucket", provider="openai", le="1.0") >= 2
 
 
 def test_global_budget_spans_tenants_and_shows_in_stats(provider, tmp_path):
