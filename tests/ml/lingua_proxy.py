@@ -86,9 +86,10 @@ def lingua_state(proxy: ProxyProcess) -> str:
     return health(proxy)["features"]["llmlingua"]
 
 
-def wait_for_output(proxy: ProxyProcess, needle: str, timeout: float = 60) -> str:
+def wait_for_output(proxy: ProxyProcess, needle: str, timeout: float = 60, count: int = 1) -> str:
+    """The proxy's output once `needle` appears in it `count` times."""
     deadline = time.monotonic() + timeout
-    while needle not in proxy.output():
+    while proxy.output().count(needle) < count:
         assert time.monotonic() < deadline, f"{needle!r} not printed:\n{proxy.output()}"
         assert proxy.proc.poll() is None, proxy.output()
         time.sleep(0.1)
@@ -107,10 +108,16 @@ def rss_mb(proxy: ProxyProcess) -> float:
 
 
 @pytest.fixture(scope="module")
-def env(tmp_path_factory, ml_installed) -> dict[str, str]:
+def base_env(tmp_path_factory) -> dict[str, str]:
     """No hub access, and tiktoken's files where the proxy's llmlingua looks for them."""
     cache = ensure_tiktoken_cache(str(tmp_path_factory.mktemp("tiktoken-proxy")))
     return clean_env(HF_HUB_OFFLINE="1", TIKTOKEN_CACHE_DIR=cache)
+
+
+@pytest.fixture(scope="module")
+def env(base_env, ml_installed) -> dict[str, str]:
+    """base_env, for tests that need the llmlingua extra (they skip without it)."""
+    return base_env
 
 
 @pytest.fixture(scope="module")
