@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 import time
 from typing import TYPE_CHECKING, Any
 
 from .ccr import CCRStore
 from .compression.engine import CompressionConfig, compress_request
+from .fitting.compress_first import engine_compress_harder
 from .fitting.manager import FitConfig, fit_request
 from .fitting.toin import Toin, output_signature
 from .pipeline import OptimizeOutcome
@@ -19,8 +21,6 @@ from .records import TransformSummary
 from .settings import Settings
 from .storage.base import Storage
 from .tokens import count_request
-from .wire.common import Endpoint
-from .wire.request import parse_request
 
 if TYPE_CHECKING:
     from .ml.llmlingua import LLMLinguaService
@@ -33,10 +33,6 @@ log = logging.getLogger("headroom")
 PROSE_SHARE = 0.6
 UNBUDGETED_PROSE_S = 30.0  # --compression-budget-ms 0: no request budget, the model still has one
 _PROSE_FAILURES = frozenset({"timeout", "error", "too_large", "placeholders_lost"})
-
-_CONTAINER = {Endpoint.ANTHROPIC_MESSAGES: "messages", Endpoint.OPENAI_CHAT: "messages",
-              Endpoint.OPENAI_RESPONSES: "input"}
-
 
 def summarise(kinds: list[tuple[str, int, int]]) -> tuple[TransformSummary, ...]:
     """One summary per transform kind, in first-seen order."""
@@ -61,6 +57,8 @@ class RequestOptimizer:
         self.llmlingua = llmlingua
         self.compression = CompressionConfig.from_settings(settings)
         self.fit_config = FitConfig.from_settings(settings)
+        self._learned: dict[tuple[str, str], None] = {}  # (tenant, hash) TOIN already counted
+        self._learned_lock = threading.Lock()
 
     def optimize(self, request: "ProviderRequest", tenant: str,
                  headers: Any = None) -> OptimizeOutcome:
@@ -87,18 +85,18 @@ class RequestOptimizer:
             done.append((t.kind, t.tokens_before, t.tokens_after))
             source = originals.get(t.message_index)
             if self.toin is not None and source is not None and t.tool_name:
-                self.toin.record_compression(tenant, t.tool_name, output_signature(source.text),
-                                             tokens_before=t.tokens_before,
-                                             tokens_after=t.tokens_after)
+                self._learn(tenant, t, source.text)
         notes += [f"compression: {e}" for e in report.errors]
         if report.timed_out:
             notes.append("compression: time budget reached; remaining outputs left as they were")
 
+        harder = engine_compress_harder(endpoint, tenant=tenant, ccr=self.ccr,
+                                        config=self.compression, model=request.model)
         fit = fit_request(request, tenant=tenant, ccr=self.ccr, state_storage=self.fit_storage,
                           config=self.fit_config, headers=headers,
                           toin=self.toin.view(tenant) if self.toin else None,
-                          compress_harder=lambda msgs: self._harder(msgs, endpoint, tenant),
-                          deadline=deadline)
+                          compress_harder=harder, deadline=deadline,
+                          tokens_hint=report.tokens_after)
         before = report.tokens_before if before is None else before
         after = report.tokens_after
         if fit.fitted:
@@ -135,14 +133,18 @@ class RequestOptimizer:
                              f"{r.target.replace('_', ' ')}; original kept")
         return changed
 
-    def _harder(self, messages: list, endpoint: Endpoint, tenant: str) -> list:
-        """Compress-first: one unit's tool results rendered with the harder settings."""
-        container = _CONTAINER.get(endpoint)
-        if container is None:
-            return messages
-        req = parse_request({container: messages}, endpoint)
-        if req is None:
-            return messages
-        config = CompressionConfig.from_settings(self.settings, harder=True)
-        compress_request(req, tenant=tenant, ccr=self.ccr, config=config)
-        return req.doc[container]
+    def _learn(self, tenant: str, t: Any, original: str) -> None:
+        """TOIN counts each compressed output once (histories are re-sent every turn)."""
+        key = (tenant, t.hash)
+        with self._learned_lock:
+            if key in self._learned:
+                return
+            self._learned[key] = None
+            if len(self._learned) > 50_000:
+                self._learned.pop(next(iter(self._learned)))
+        try:
+            self.toin.record_compression(tenant, t.tool_name, output_signature(original),
+                                         tokens_before=t.tokens_before,
+                                         tokens_after=t.tokens_after, content_hash=t.hash)
+        except Exception:  # learning must never fail a request
+            log.exception("headroom: TOIN could not record a compression")

@@ -46,6 +46,7 @@ BYPASS_HEADER = "x-headroom-bypass"
 PRIVATE_HEADER_PREFIX = "x-headroom-"
 OPTIMIZABLE = (Endpoint.ANTHROPIC_MESSAGES, Endpoint.OPENAI_CHAT, Endpoint.OPENAI_RESPONSES)
 _TRUE = ("1", "true", "yes", "on")
+WARM_UP_ALLOWANCE_MS = 10_000
 _METRICS_LOCK = threading.Lock()
 ACCOUNT_BATCH_S = 0.05  # finished requests are accounted in batches at most this far apart
 _KEY_HEADERS = ("x-api-key", "authorization", "api-key")
@@ -278,6 +279,8 @@ class HeadroomCore:
         seen: dict[str, str] = {}  # the worker notes the model here as soon as it knows it
         job = loop.run_in_executor(self._optimize_pool, self._optimize_sync, ticket, seen)
         budget_ms = self.settings.compression_budget_ms
+        if budget_ms and not getattr(self.optimizer, "warm", True):
+            budget_ms += WARM_UP_ALLOWANCE_MS  # once per process: imports and the tokenizer
         try:
             result, body = await (asyncio.wait_for(job, budget_ms / 1000) if budget_ms else job)
         except asyncio.TimeoutError:

@@ -6,6 +6,7 @@ pricer and the request log, all over the storage backend the settings choose.
 from __future__ import annotations
 
 import logging
+import threading
 import sys
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
@@ -70,12 +71,10 @@ class Services:
 
 def build_services(settings: Settings, *, llmlingua: "LLMLinguaService | None" = None) -> Services:
     """Open stores and build every feature the settings turn on."""
-    from .fitting.toin import Toin
     from .spend.pricing import Pricing
 
     s = Services(settings)
     s.ccr = CCRStore(s.storage("ccr", settings.ccr_max_bytes), ttl=settings.ccr_ttl)
-    s.toin = Toin(s.storage("toin"), global_scope=settings.toin_global)
     s.pricing = Pricing.load(settings.pricing_file or None, parse_price_pair(settings.default_price))
     s.admission = _admission(s)
     if settings.log_file:
@@ -122,7 +121,6 @@ def cache_hook(s: Services) -> Any:
 
 def attach(core: "HeadroomCore", settings: Settings, previous: Services | None = None) -> Services:
     """Point the core's extension points at freshly built services (closing `previous`)."""
-    from .optimizer import RequestOptimizer
     from .spend.guard import CacheHook, SpendAdmission
 
     keep_llm = previous.llmlingua if previous is not None and _same_llm(previous.settings, settings) else None
@@ -135,8 +133,8 @@ def attach(core: "HeadroomCore", settings: Settings, previous: Services | None =
         llm = _start_llmlingua(settings)
     s = build_services(settings, llmlingua=llm)
     # Extension points someone else filled (an embedding app, a test) are left to them.
-    if core.optimizer is None or isinstance(core.optimizer, RequestOptimizer):
-        core.optimizer = RequestOptimizer(settings, s.ccr, s.storage("fitting"), s.toin, llm)
+    if core.optimizer is None or isinstance(core.optimizer, LazyOptimizer):
+        core.optimizer = LazyOptimizer(lambda: _optimizer(s))
     if core.admission is None or isinstance(core.admission, SpendAdmission):
         core.admission = s.admission
     if core.response_cache is None or isinstance(core.response_cache, CacheHook):
@@ -189,6 +187,48 @@ def _stats_sections(core: "HeadroomCore") -> None:
         core.metrics.watch_budget(lambda: budget(True))
     elif getattr(core, "_metrics", None) is not None:
         core.metrics.watch_budget(None)
+
+
+class LazyOptimizer:
+    """Builds the optimiser (compressors, fitting, TOIN, the tokenizer) on the first request
+    that needs it, in the optimiser's worker thread: start-up stays fast and small.
+
+    `warm` is False until one optimisation finished; the pipeline gives that first one a
+    one-time allowance on top of the time budget, so a proxy's first large request is not
+    sent uncompressed because imports and the tokenizer were still loading.
+    """
+
+    def __init__(self, build: Callable[[], Any]) -> None:
+        self._build = build
+        self._real: Any = None
+        self._lock = threading.Lock()
+        self.warm = False
+
+    def optimize(self, request: Any, tenant: str, headers: Any = None) -> Any:
+        with self._lock:
+            if self._real is None:
+                self._real = self._build()
+        outcome = self._real.optimize(request, tenant, headers=headers)
+        self.warm = True
+        return outcome
+
+    def warm_up(self) -> None:
+        """Load what the first optimisation needs (call from a background thread)."""
+        from .tokens import get_encoding
+
+        with self._lock:
+            if self._real is None:
+                self._real = self._build()
+        get_encoding()
+
+
+def _optimizer(s: Services) -> Any:
+    from .fitting.toin import Toin
+    from .optimizer import RequestOptimizer
+
+    if s.toin is None:
+        s.toin = Toin(s.storage("toin"), global_scope=s.settings.toin_global)
+    return RequestOptimizer(s.settings, s.ccr, s.storage("fitting"), s.toin, s.llmlingua)
 
 
 def _same_llm(a: Settings, b: Settings) -> bool:
