@@ -36,6 +36,13 @@ DEFINITIONS = {
     "usage": "the provider's own token figures: uncached input, cache read, cache write, output",
     "latency_ms": "from the client's request to the end of the response, as seen by headroom",
     "overhead_ms": "headroom's own processing time on the request path",
+    "budget": "spend_usd: cost charged in the current UTC calendar period, from the provider's "
+              "usage and the pricing file; remaining_usd = limit_usd - spend_usd; reserved_usd: "
+              "estimates held by requests in flight; resets_at: when the next period starts; "
+              "tenants: the most recently seen tenants, by hash",
+    "response_cache": "hits: answered from the cache without the provider; misses: looked up "
+                      "and forwarded; stored: final answers stored; not_cacheable: answers not "
+                      "stored (tool use, errors, streams cut short)",
 }
 
 
