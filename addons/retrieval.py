@@ -187,10 +187,13 @@ class Retrieval:
         req = flow.request
         target = RealTarget(req.scheme, req.host, req.port, req.host_header)
         settings = self.shared.core.settings
+        services = getattr(self.shared, "services", None)
+        # TOIN learns from what the model retrieves (only over the services' own CCR store)
+        learn = services.learn_retrieval if services is not None and services.ccr is ccr else None
 
         def make_turn(body: bytes) -> Turn:
             return Turn(endpoint, tenant, body, ccr, conversations, conversation,
-                        settings.max_retrieval_rounds)
+                        settings.max_retrieval_rounds, on_retrieved=learn)
 
         def on_outcome(outcome: TurnOutcome) -> None:
             self._record(flow, outcome)

@@ -12,10 +12,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from .ccr import CCRStore
-from .compression.engine import CompressionConfig, compress_request
+from .compression.engine import CompressionConfig, HintProvider, compress_request
 from .fitting.compress_first import engine_compress_harder
 from .fitting.manager import FitConfig, fit_request
-from .fitting.toin import Toin, output_signature
+from .fitting.toin import Toin, ToinHints, output_signature
 from .pipeline import OptimizeOutcome
 from .records import TransformSummary
 from .settings import Settings
@@ -59,6 +59,7 @@ class RequestOptimizer:
         self.fit_config = FitConfig.from_settings(settings)
         self._learned: dict[tuple[str, str], None] = {}  # (tenant, hash) TOIN already counted
         self._learned_lock = threading.Lock()
+        self._hints: dict[tuple[str, str], ToinHints] = {}  # (tenant, content hash): TOIN's answer
 
     def optimize(self, request: "ProviderRequest", tenant: str,
                  headers: Any = None) -> OptimizeOutcome:
@@ -78,8 +79,9 @@ class RequestOptimizer:
             notes.append(f"llmlingua: model {self.llmlingua.state}; not applied")
 
         originals = {o.message_index: o for o in request.tool_outputs()} if self.toin else {}
+        hints = self._hint_provider(tenant)
         report = compress_request(request, tenant=tenant, ccr=self.ccr,
-                                  config=self.compression, deadline=deadline)
+                                  config=self.compression, deadline=deadline, hints=hints)
         changed |= report.changed
         for t in report.transforms:
             done.append((t.kind, t.tokens_before, t.tokens_after))
@@ -91,7 +93,7 @@ class RequestOptimizer:
             notes.append("compression: time budget reached; remaining outputs left as they were")
 
         harder = engine_compress_harder(endpoint, tenant=tenant, ccr=self.ccr,
-                                        config=self.compression, model=request.model)
+                                        config=self.compression, model=request.model, hints=hints)
         fit = fit_request(request, tenant=tenant, ccr=self.ccr, state_storage=self.fit_storage,
                           config=self.fit_config, headers=headers,
                           toin=self.toin.view(tenant) if self.toin else None,
@@ -132,6 +134,32 @@ class RequestOptimizer:
                 notes.append(f"llmlingua: {r.outcome} on a {r.tokens_before}-token "
                              f"{r.target.replace('_', ' ')}; original kept")
         return changed
+
+    def _hint_provider(self, tenant: str) -> HintProvider | None:
+        """TOIN's hints for the engine. TOIN fixes them per content hash on first ask; they are
+        kept here too, so a re-sent history costs no storage read or signature per output."""
+        toin = self.toin
+        if toin is None:
+            return None
+
+        def provide(tool_name: str, text: str, digest: str) -> ToinHints:
+            key = (tenant, digest)
+            with self._learned_lock:
+                hit = self._hints.get(key)
+            if hit is not None:
+                return hit
+            try:
+                hit = toin.hints(tenant, tool_name, output_signature(text), digest)
+            except Exception:  # no hints rather than no compression; kept so renderings stay put
+                log.exception("headroom: TOIN hints unavailable")
+                hit = ToinHints()
+            with self._learned_lock:
+                self._hints[key] = hit
+                if len(self._hints) > 50_000:
+                    self._hints.pop(next(iter(self._hints)))
+            return hit
+
+        return provide
 
     def _learn(self, tenant: str, t: Any, original: str) -> None:
         """TOIN counts each compressed output once (histories are re-sent every turn)."""

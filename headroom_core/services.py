@@ -41,6 +41,28 @@ class Services:
     request_log: "RequestLog | None" = None
     llmlingua: "LLMLinguaService | None" = None
     sinks: list = field(default_factory=list)  # what attach() added to core.sinks
+    _toin_lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def toin_store(self) -> "Toin":
+        """TOIN, opened on first use: by the optimiser's first request or a retrieval answer."""
+        with self._toin_lock:
+            if self.toin is None:
+                from .fitting.toin import Toin
+
+                self.toin = Toin(self.storage("toin"), global_scope=self.settings.toin_global)
+            return self.toin
+
+    def learn_retrieval(self, tenant: str, digest: str, query: str) -> None:
+        """TOIN learns that the model came back for a compressed tool output (whole, or the
+        part matching `query`). Called off the event loop; fitting's dropped turns and pasted
+        user text name no tool and teach nothing."""
+        from .fitting.toin import output_signature
+
+        entry = self.ccr.get(tenant, digest) if self.ccr is not None else None
+        if entry is None or not entry.tool_name:
+            return
+        self.toin_store().record_retrieval(tenant, entry.tool_name, output_signature(entry.text),
+                                           query=query or None, original=entry.text)
 
     def storage(self, name: str, size_limit: int = 1 << 30) -> Storage:
         if name not in self.storages:
@@ -147,7 +169,30 @@ def attach(core: "HeadroomCore", settings: Settings, previous: Services | None =
         s.sinks.append(s.request_log.write)
     core.sinks = [*core.sinks, *s.sinks]
     _stats_sections(core)
+    core.stats.add_section("toin", lambda: toin_section(s))
     return s
+
+
+TOIN_TENANTS_SHOWN = 10
+TOIN_PATTERNS_SHOWN = 5
+
+
+def toin_section(s: Services) -> dict[str, Any]:
+    """TOIN's part of /stats: the most active patterns, across tenants with --toin-global,
+    else per tenant (by hash, the most recently active tenants first). No output content."""
+    toin = s.toin_store()
+
+    def rows(tenant: str) -> list[dict[str, Any]]:
+        return [{"tool": p.tool_name, "signature": p.signature, "compressions": p.compressions,
+                 "retrievals": p.retrievals, "query_retrievals": p.query_retrievals,
+                 "tokens_saved": p.tokens_saved, "top_fields": list(p.top_fields),
+                 "importance": round(p.importance, 3)}
+                for p in toin.top_patterns(tenant, TOIN_PATTERNS_SHOWN)]
+
+    if s.settings.toin_global:
+        return {"scope": "global", "patterns": rows("")}
+    tenants = toin.tenants()[::-1][:TOIN_TENANTS_SHOWN]
+    return {"scope": "tenant", "tenants": {t: rows(t) for t in tenants}}
 
 
 def _stats_sections(core: "HeadroomCore") -> None:
@@ -223,12 +268,9 @@ class LazyOptimizer:
 
 
 def _optimizer(s: Services) -> Any:
-    from .fitting.toin import Toin
     from .optimizer import RequestOptimizer
 
-    if s.toin is None:
-        s.toin = Toin(s.storage("toin"), global_scope=s.settings.toin_global)
-    return RequestOptimizer(s.settings, s.ccr, s.storage("fitting"), s.toin, s.llmlingua)
+    return RequestOptimizer(s.settings, s.ccr, s.storage("fitting"), s.toin_store(), s.llmlingua)
 
 
 def _same_llm(a: Settings, b: Settings) -> bool:

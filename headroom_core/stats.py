@@ -40,6 +40,10 @@ DEFINITIONS = {
               "usage and the pricing file; remaining_usd = limit_usd - spend_usd; reserved_usd: "
               "estimates held by requests in flight; resets_at: when the next period starts; "
               "tenants: the most recently seen tenants, by hash",
+    "toin": "tool output patterns (tool name + output-structure signature) with the most "
+            "activity: compressions counted once per output, retrievals (query_retrievals: by "
+            "query), top_fields the model asked for, importance = retrievals / (compressions + "
+            "1) capped at 1; per tenant by hash, or one global scope with --toin-global",
     "response_cache": "hits: answered from the cache without the provider; misses: looked up "
                       "and forwarded; stored: final answers stored; not_cacheable: answers not "
                       "stored (tool use, errors, streams cut short)",

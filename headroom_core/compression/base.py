@@ -31,13 +31,16 @@ class CompressContext:
     """Everything a compressor may look at besides the text itself.
 
     Only inputs that are fixed once the output exists (its tool, the call's arguments, the user
-    text before it) belong here: the rendering must be a pure function of them (DESIGN rule 2).
+    text before it, TOIN's hints, which are decided once per content hash) belong here: the
+    rendering must be a pure function of them (DESIGN rule 2).
     """
 
     hash: str  # marker hash of the original, already chosen (the CCR key)
     query: str = ""  # user text before the output + the call's arguments, for relevance
     tool_name: str | None = None
     harder: bool = False  # compress-first before context fitting drops anything
+    hint_fields: tuple[str, ...] = ()  # TOIN: fields the model asked for in such outputs before
+    retrieval_rate: float = 0.0  # TOIN: how often such outputs were retrieved, in [0,1]
 
     def marker(self, summary: str) -> str:
         return make_marker(summary, self.hash)

@@ -16,7 +16,7 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable, Protocol
 
 from .. import tokens
 from ..ccr import CCRError, CCRStore, content_hash, marker_hash
@@ -51,6 +51,18 @@ class CompressionConfig:
     def rendering_key(self) -> str:
         """The settings a rendering depends on (tool lists decide eligibility, not renderings)."""
         return f"{self.min_tokens}|{self.min_savings!r}|{self.harder}|{self.model}"
+
+
+class RenderHints(Protocol):
+    """What a compressor may use for a tool result never rendered before (TOIN's ToinHints)."""
+
+    fields: tuple[str, ...]
+    retrieval_rate: float
+
+
+# (tool name, output text, content hash) -> hints. The provider must answer the same for a
+# content hash every time (TOIN stores its first answer), or renderings would not be stable.
+HintProvider = Callable[[str, str, str], RenderHints]
 
 
 @dataclass(frozen=True)
@@ -151,16 +163,24 @@ def _args_text(tool_args: str) -> str:
 
 def compress_output(text: str, *, tenant: str, ccr: CCRStore, config: CompressionConfig,
                     tool_name: str | None = None, tool_args: str = "", query_context: str = "",
-                    model: str | None = None) -> OutputResult:
-    """Decide and render one output; the original is stored in CCR before a rendering is returned."""
+                    model: str | None = None, hints: HintProvider | None = None) -> OutputResult:
+    """Decide and render one output; the original is stored in CCR before a rendering is returned.
+
+    `hints` (TOIN) is asked only for a tool's output large enough to compress; what it answers
+    is part of the rendering's memo key."""
     model = config.model or model
     digest = content_hash(text)
     query = query_context + "\n" + _args_text(tool_args)
+    shaped: tuple[tuple[str, ...], float] = ((), 0.0)
+    if hints is not None and tool_name and len(text) * 4 >= config.min_tokens:
+        h = hints(tool_name, text, digest)
+        shaped = (tuple(h.fields), float(h.retrieval_rate))
     key = hashlib.sha256("\x00".join((digest, tool_name or "", tool_args, query, config.rendering_key(),
-                                      model or "")).encode("utf-8", "surrogatepass")).hexdigest()
+                                      model or "", repr(shaped) if shaped != ((), 0.0) else "")
+                                     ).encode("utf-8", "surrogatepass")).hexdigest()
     result = MEMO.get(key)
     if result is None:
-        result = _decide(text, digest, query, tool_name, config, model)
+        result = _decide(text, digest, query, tool_name, config, model, shaped)
         MEMO.put(key, result)
     if result.text is not None:
         ccr.ensure(tenant, text, kind=result.kind, tool_name=tool_name, full_hash=digest)
@@ -168,7 +188,7 @@ def compress_output(text: str, *, tenant: str, ccr: CCRStore, config: Compressio
 
 
 def _decide(text: str, digest: str, query: str, tool_name: str | None, config: CompressionConfig,
-            model: str | None) -> OutputResult:
+            model: str | None, shaped: tuple[tuple[str, ...], float] = ((), 0.0)) -> OutputResult:
     if len(text) * 4 < config.min_tokens:  # a token is at least one UTF-8 byte
         return OutputResult(None, "", 0, 0, digest, reason="below min_tokens")
     before = COUNTS.count(digest, text, model)
@@ -177,7 +197,8 @@ def _decide(text: str, digest: str, query: str, tool_name: str | None, config: C
     if has_marker(text):
         return OutputResult(None, "", before, before, digest, reason="already carries a headroom marker")
     kind = detect_kind(text)
-    ctx = CompressContext(hash=marker_hash(digest), query=query, tool_name=tool_name, harder=config.harder)
+    ctx = CompressContext(hash=marker_hash(digest), query=query, tool_name=tool_name, harder=config.harder,
+                          hint_fields=shaped[0], retrieval_rate=shaped[1])
     rendering = compress_text(text, ctx, kind)
     if rendering is None or rendering.text == text:
         return OutputResult(None, str(kind), before, before, digest, reason="nothing to omit")
@@ -200,7 +221,8 @@ class _Run:
 
 
 def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config: CompressionConfig,
-                     deadline: float | None = None, tokens_before: int | None = None) -> CompressionReport:
+                     deadline: float | None = None, tokens_before: int | None = None,
+                     hints: HintProvider | None = None) -> CompressionReport:
     """Compress `req.doc` in place. `deadline` is a `time.monotonic()` instant; past it the
     remaining outputs are left as they are (timed_out).
 
@@ -208,7 +230,7 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
     after compression; `tokens_before` is that count plus what each replaced text saved
     (exact counts of both texts), unless the caller already counted the original request
     and passes it. The two agree up to a token per replaced text where the request's texts
-    are joined.
+    are joined. `hints` shapes tool outputs only (see compress_output).
     """
     if deadline is None and config.budget_ms:
         deadline = time.monotonic() + config.budget_ms / 1000.0
@@ -220,7 +242,7 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
         if deadline is not None and time.monotonic() > deadline:
             timed_out = True
             break
-        _one_tool_output(req, out, tenant, ccr, config, model, run)
+        _one_tool_output(req, out, tenant, ccr, config, model, run, hints)
     if not timed_out:
         for location, text in req.user_texts():
             if deadline is not None and time.monotonic() > deadline:
@@ -253,7 +275,8 @@ def _source_of(text: str, tenant: str, ccr: CCRStore, config: CompressionConfig)
 
 
 def _one_tool_output(req: ProviderRequest, out: ToolOutput, tenant: str, ccr: CCRStore,
-                     config: CompressionConfig, model: str | None, run: _Run) -> None:
+                     config: CompressionConfig, model: str | None, run: _Run,
+                     hints: HintProvider | None = None) -> None:
     original = _source_of(out.text, tenant, ccr, config)
     source = out.text if original is None else original
     if len(source) * 4 < config.min_tokens:
@@ -265,7 +288,8 @@ def _one_tool_output(req: ProviderRequest, out: ToolOutput, tenant: str, ccr: CC
         return
     try:
         result = compress_output(source, tenant=tenant, ccr=ccr, config=config, tool_name=out.tool_name,
-                                 tool_args=out.tool_args, query_context=out.query_context, model=model)
+                                 tool_args=out.tool_args, query_context=out.query_context, model=model,
+                                 hints=hints)
         if result.text is None or result.text == out.text:
             return
         before = result.tokens_before

@@ -154,7 +154,8 @@ def _render_map(text: str, s: int, end: int, members: list, sep: str, st: _State
     spans = [(m[2], m[3]) for m in members]
     values = [m[4] for m in members]
     n = len(members)
-    sel = select(values, text, text[s:end].lower(), s, spans, st.ctx.query, st.ctx.harder)
+    sel = select(values, text, text[s:end].lower(), s, spans, st.ctx.query, st.ctx.harder,
+                 fields=st.ctx.hint_fields, rate=st.ctx.retrieval_rate)
     keep = sorted(sel.keep)
     if len(keep) == n:
         return None
@@ -209,7 +210,8 @@ def _render_array(text: str, s: int, st: _State, depth: int) -> tuple[str | None
             return None, end
         return "[" + text[s + 1:spans[0][0]] + separator(text, spans).join(parts) + text[spans[-1][1]:end - 1] + "]", end
 
-    sel = select(values, text, text[s:end].lower(), s, spans, st.ctx.query, st.ctx.harder)
+    sel = select(values, text, text[s:end].lower(), s, spans, st.ctx.query, st.ctx.harder,
+                 fields=st.ctx.hint_fields, rate=st.ctx.retrieval_rate)
     keep = sorted(sel.keep)
     records = all(isinstance(v, dict) for v in values)
     drop = sel.constants if records else {}

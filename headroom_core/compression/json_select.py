@@ -3,7 +3,10 @@
 Kept: the first and last few; every item that reports an error, a failure or a rare status;
 items matching distinctive terms of the request; one representative per value of each
 low-cardinality field; numeric outliers. Fields constant across all items are stated once
-instead of repeated. Pure function of the array and the request (no randomness, no clock).
+instead of repeated. Pure function of the array, the request and TOIN's hints for this output
+(fixed per content hash; no randomness, no clock): items with an unusual value in a field the
+model asked for before come first among the optional picks, and outputs the model often
+retrieved keep a larger share.
 """
 
 from __future__ import annotations
@@ -178,6 +181,37 @@ def record_columns(values: list[dict], sel: Selection, harder: bool) -> tuple[li
     return http_errors, rare[: max(4, n // 20)] + reps + outliers
 
 
+_EMPTY_VALUES = (None, "", 0, False)
+MAX_HINT_CARD = 20  # a hinted field with more distinct values (ids, timestamps) picks nothing
+
+
+def _is_empty(value: Any) -> bool:
+    return any(value is e or (type(value) is type(e) and value == e) for e in _EMPTY_VALUES)
+
+
+def hinted_picks(values: list[dict], fields: tuple[str, ...]) -> list[tuple[int, str]]:
+    """One item per value of each asked-for field (matched case-insensitively) that differs
+    from the field's most common value and is not empty, in order of first appearance."""
+    wanted = {f.lower() for f in fields}
+    picks: list[tuple[int, str]] = []
+    for name in _fields(values):
+        if str(name).lower() not in wanted:
+            continue
+        col = [v.get(name, _MISSING) for v in values]
+        try:
+            counts = Counter(col)
+        except TypeError:  # lists or objects as values
+            continue
+        if not 2 <= len(counts) <= MAX_HINT_CARD:
+            continue
+        usual = counts.most_common(1)[0][0]
+        for value in counts:
+            if value is _MISSING or value == usual or _is_empty(value):
+                continue
+            picks.append((col.index(value), f"{name} asked for before"))
+    return picks
+
+
 _PATH_FIELDS = ("path", "file", "filename", "file_path", "filepath", "uri", "location")
 
 
@@ -203,9 +237,10 @@ def _file_picks(values: list[dict], sel: Selection) -> list[tuple[int, str]]:
 
 
 def select(values: list[Any], text: str, low: str, offset: int, spans: list[tuple[int, int]],
-           query: str, harder: bool) -> Selection:
+           query: str, harder: bool, *, fields: tuple[str, ...] = (), rate: float = 0.0) -> Selection:
     """`values` and `spans` are the items of the array in `text`; `low` is the array's text
-    lower-cased, starting at `offset` (for the substring searches)."""
+    lower-cased, starting at `offset` (for the substring searches). `fields` and `rate` are
+    TOIN's hints (asked-for fields, retrieval rate in [0,1])."""
     starts = [a for a, _ in spans]
 
     def raw(i: int) -> str:
@@ -239,8 +274,9 @@ def select(values: list[Any], text: str, low: str, offset: int, spans: list[tupl
     for i in http_errors[:cap]:
         sel.add(i, "error")
     if records:
-        optional = _file_picks(values, sel) + optional
-    budget = (spans[-1][1] - spans[0][0]) * (0.04 if harder else 0.08)
+        optional = hinted_picks(values, fields) + _file_picks(values, sel) + optional
+    # outputs the model keeps coming back for keep up to three times the share
+    budget = (spans[-1][1] - spans[0][0]) * (0.04 if harder else 0.08) * (1.0 + 2.0 * min(1.0, max(0.0, rate)))
     used = sum(spans[i][1] - spans[i][0] for i in sel.keep)
     seen_raw = {raw(i) for i in sel.keep}
     for i, why in optional:

@@ -14,7 +14,7 @@ import dataclasses
 
 from .. import tokens
 from ..ccr import CCRError, CCRStore
-from ..compression.engine import CompressionConfig, compress_output
+from ..compression.engine import CompressionConfig, HintProvider, compress_output
 from ..compression.markers import find_markers
 from ..compression.policy import tool_verdict
 from ..wire.common import Endpoint
@@ -24,8 +24,10 @@ from .render import CONTEXT_KIND
 
 
 def engine_compress_harder(endpoint: Endpoint, *, tenant: str, ccr: CCRStore,
-                           config: CompressionConfig, model: str | None) -> CompressHarder:
-    """A CompressHarder over the compression engine, for one request."""
+                           config: CompressionConfig, model: str | None,
+                           hints: HintProvider | None = None) -> CompressHarder:
+    """A CompressHarder over the compression engine, for one request (`hints`: the same TOIN
+    hint provider the engine's first pass had, so both renderings see the same hints)."""
     harder = dataclasses.replace(config, harder=True, budget_ms=None)
     key = "input" if endpoint is Endpoint.OPENAI_RESPONSES else "messages"
 
@@ -43,7 +45,7 @@ def engine_compress_harder(endpoint: Endpoint, *, tenant: str, ccr: CCRStore,
             try:
                 result = compress_output(original, tenant=tenant, ccr=ccr, config=harder,
                                          tool_name=out.tool_name, tool_args=out.tool_args,
-                                         query_context=out.query_context, model=model)
+                                         query_context=out.query_context, model=model, hints=hints)
             except CCRError:
                 continue  # no stored original, no omission
             if result.text is None or result.text == out.text:

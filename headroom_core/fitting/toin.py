@@ -30,6 +30,8 @@ MAX_FIELDS = 40  # per pattern: the most asked-for fields are kept, the tail for
 MAX_PATTERNS = 1000  # per scope, for top_patterns
 HINT_FIELDS = 8  # fields handed to a compressor
 _IMPORTANCE_CACHE_S = 5.0  # scoring asks per request; stats move slowly
+TENANTS_NS = "toin:_tenants"  # tenants with patterns, for /stats (a tenant hash has no "_")
+MAX_TENANTS = 50
 
 
 @dataclass(frozen=True)
@@ -81,8 +83,13 @@ def _json_shape(value: Any, depth: int = 0) -> str:
     return "s" if isinstance(value, str) else "n"
 
 
+_TEMPLATE_CHARS = 256  # a template is the first words of a line; the masks are quadratic on
+# a long run without whitespace (`_PATH` backtracks), and one regex call holds the GIL: a 50 KB
+# line of truncated JSON took 3 s, 430 KB over 3 minutes, with the whole proxy frozen.
+
+
 def _line_template(line: str) -> str:
-    masked = _QUOTED.sub("S", line)
+    masked = _QUOTED.sub("S", line[:_TEMPLATE_CHARS])
     masked = _PATH.sub("P", masked)
     masked = _HEX.sub("H", masked)
     masked = _NUMBER.sub("N", masked)
@@ -102,7 +109,8 @@ def output_signature(text: str) -> str:
             return "json:" + hashlib.sha1(shape.encode()).hexdigest()[:12]
         except (ValueError, RecursionError):  # not JSON, or nested past the parser's depth
             pass
-    lines = [ln for ln in text.splitlines()[: _SIG_LINES * 4] if ln.strip()][:_SIG_LINES]
+    head = text[: _SIG_LINES * 4 * 2048]  # splitting a 10 MB output whole costs ~100k strings
+    lines = [ln for ln in head.splitlines()[: _SIG_LINES * 4] if ln.strip()][:_SIG_LINES]
     templates = Counter(_line_template(ln) for ln in lines)
     top = sorted(t for t, _ in templates.most_common(6))
     return "text:" + hashlib.sha1("\n".join(top).encode("utf-8", "replace")).hexdigest()[:12]
@@ -156,6 +164,7 @@ class Toin:
         self._clock = clock
         self._lock = threading.Lock()
         self._importance: dict[tuple[str, str], tuple[float, float]] = {}
+        self._tenants_noted: set[str] = set()
 
     def _stats_ns(self, tenant: str) -> str:
         return f"toin:{GLOBAL_SCOPE if self._global else tenant}"
@@ -176,7 +185,24 @@ class Toin:
         except ValueError:
             return default
 
-    def _register(self, ns: str, pid: str, tool_name: str, signature: str) -> None:
+    def _note_tenant(self, tenant: str) -> None:
+        """Remember (once per process) that `tenant` has patterns of its own, for /stats."""
+        if self._global or tenant in self._tenants_noted:
+            return
+        with self._lock:
+            self._tenants_noted.add(tenant)
+        listed = self._json(TENANTS_NS, "list", [])
+        if tenant in listed:
+            listed.remove(tenant)
+        self._storage.set(TENANTS_NS, "list", json.dumps((listed + [tenant])[-MAX_TENANTS:]).encode())
+
+    def tenants(self) -> list[str]:
+        """Tenants (hashes) with patterns of their own, most recently active last."""
+        listed = self._json(TENANTS_NS, "list", [])
+        return [t for t in listed if isinstance(t, str)] if isinstance(listed, list) else []
+
+    def _register(self, ns: str, pid: str, tool_name: str, signature: str, tenant: str) -> None:
+        self._note_tenant(tenant)
         if self._storage.get(ns, f"p:{pid}:meta") is not None:
             return
         self._storage.set(ns, f"p:{pid}:meta",
@@ -200,7 +226,7 @@ class Toin:
             if self._storage.get(ns, seen) is not None:
                 return
             self._storage.set(ns, seen, b"1", ttl=RENDER_TTL_S)
-        self._register(ns, pid, tool_name, signature)
+        self._register(ns, pid, tool_name, signature, tenant)
         self._storage.incr_float(ns, f"p:{pid}:c", 1.0)
         saved = max(0, tokens_before - tokens_after)
         if saved:
@@ -210,7 +236,7 @@ class Toin:
                          query: str | None = None, original: str | None = None) -> None:
         """The model retrieved an original of this pattern (whole, or the part matching `query`)."""
         ns, pid = self._stats_ns(tenant), _pattern_id(tool_name, signature)
-        self._register(ns, pid, tool_name, signature)
+        self._register(ns, pid, tool_name, signature, tenant)
         self._storage.incr_float(ns, f"p:{pid}:r", 1.0)
         if query and query.strip():
             self._storage.incr_float(ns, f"p:{pid}:q", 1.0)

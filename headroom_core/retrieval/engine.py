@@ -20,7 +20,7 @@ from .. import jsonfmt
 from ..errors import provider_error
 from ..sse import SSEParser
 from ..wire.common import Endpoint
-from .answers import Answer, OriginalStore, answer_call
+from .answers import Answer, OriginalStore, RetrieveCall, answer_call, parse_arguments
 from .common import Next, RoundFacts, TurnOutcome, next_step
 from .conversation import ConversationStore
 from .dialects import DIALECTS, Dialect, Splicer
@@ -48,6 +48,8 @@ class UpstreamReply(Protocol):
 
 OpenUpstream = Callable[[bytes], Awaitable[UpstreamReply]]
 Send = Callable[[bytes], Awaitable[None]]
+# (tenant, hash, query) of an original the model retrieved; e.g. TOIN learning from it.
+OnRetrieved = Callable[[str, str, str], None]
 
 
 @dataclass
@@ -62,6 +64,7 @@ class Turn:
     conversation: str = ""
     max_rounds: int = 3
     outcome: TurnOutcome = field(default_factory=TurnOutcome)
+    on_retrieved: OnRetrieved | None = None
     _doc: dict | None = None
 
     @property
@@ -80,9 +83,27 @@ class Turn:
             return answers, jsonfmt.dumps(self._doc, jsonfmt.detect_style(self.request_body))
 
         answers, body = await asyncio.to_thread(build)
+        self._report(facts.calls, answers)
         self.outcome.add_answers(answers)
         self.outcome.rounds += 1
         return body
+
+    def _report(self, calls: tuple[RetrieveCall, ...], answers: list[Answer]) -> None:
+        """Tell `on_retrieved` about the originals found, in a worker thread the turn does not
+        wait for: learning must neither delay the continuation nor fail it."""
+        hook = self.on_retrieved
+        found = [(a.hash, parse_arguments(c.arguments)[1]) for c, a in zip(calls, answers) if a.found]
+        if hook is None or not found:
+            return
+
+        def report() -> None:
+            for digest, query in found:
+                try:
+                    hook(self.tenant, digest, query)
+                except Exception:
+                    logger.exception("headroom: recording a retrieval failed")
+
+        asyncio.get_running_loop().run_in_executor(None, report)
 
     async def carry(self, facts: RoundFacts) -> None:
         """A mixed round: answer now, and remember the exchange for the client's next request
@@ -99,6 +120,7 @@ class Turn:
             return answers
 
         answers = await asyncio.to_thread(store)
+        self._report(facts.calls, answers)
         self.outcome.add_answers(answers)
         if conversations is None or not key:
             self.outcome.stopped = "mixed with client tool calls and no state store to carry it"
