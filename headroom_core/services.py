@@ -156,7 +156,7 @@ def attach(core: "HeadroomCore", settings: Settings, previous: Services | None =
     s = build_services(settings, llmlingua=llm)
     # Extension points someone else filled (an embedding app, a test) are left to them.
     if core.optimizer is None or isinstance(core.optimizer, LazyOptimizer):
-        core.optimizer = LazyOptimizer(lambda: _optimizer(s))
+        core.optimizer = LazyOptimizer(lambda: _optimizer(s), llmlingua=llm)
     if core.admission is None or isinstance(core.admission, SpendAdmission):
         core.admission = s.admission
     if core.response_cache is None or isinstance(core.response_cache, CacheHook):
@@ -243,8 +243,10 @@ class LazyOptimizer:
     sent uncompressed because imports and the tokenizer were still loading.
     """
 
-    def __init__(self, build: Callable[[], Any]) -> None:
+    def __init__(self, build: Callable[[], Any],
+                 llmlingua: "LLMLinguaService | None" = None) -> None:
         self._build = build
+        self.llmlingua = llmlingua  # readable before the build: /health shows its state
         self._real: Any = None
         self._lock = threading.Lock()
         self.warm = False

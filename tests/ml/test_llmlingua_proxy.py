@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 # lingua_proxy first: it puts tests/e2e and scripts on sys.path for the imports below
-from lingua_proxy import (BUDGET_MS, KEY, LINGUA, MODEL, RETRIEVE, conversation, env,  # noqa: F401
-                          kept_share, lingua_state, maps, post, provider, small_request,
+from lingua_proxy import (BUDGET_MS, KEY, LINGUA, MODEL, RETRIEVE, base_env, conversation,  # noqa: F401
+                          env, kept_share, lingua_state, maps, post, provider, small_request,
                           tool_results)
 
 import workloads as W
