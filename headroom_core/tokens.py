@@ -135,11 +135,23 @@ def encoding_name_for_model(model: str | None) -> str:
     return name if name in _SPECS else DEFAULT_ENCODING
 
 
+_WHOLE_CHARS = 1 << 18  # longer texts are counted in pieces
+
+
 def count_text(text: str, model: str | None = None) -> int:
     """Tokens in `text`; special-token strings count as ordinary text, so any text counts."""
     if not text:
         return 0
-    return len(get_encoding(encoding_name_for_model(model)).encode_ordinary(text))
+    encode = get_encoding(encoding_name_for_model(model)).encode_ordinary
+    if len(text) <= _WHOLE_CHARS:
+        return len(encode(text))
+    # tiktoken returns every token as a Python int and builds that list holding the GIL: for a
+    # 10 MB request ~0.2 s (and ~90 MB) during which the proxy's event loop cannot run. Pieces
+    # cut where no token can span them give the same total (compression/counting.py).
+    from .compression.counting import safe_cuts
+
+    cuts = safe_cuts(text)
+    return sum(len(encode(text[a:b])) for a, b in zip(cuts, cuts[1:]))
 
 
 # --- whole requests --------------------------------------------------------------------------
