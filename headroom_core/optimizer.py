@@ -6,6 +6,7 @@ DESIGN.md (compress new tool outputs, then fit the window) and issue 8 (LLMLingu
 from __future__ import annotations
 
 import asyncio
+import math
 import logging
 import threading
 import time
@@ -15,6 +16,7 @@ from .ccr import CCRStore
 from .compression.engine import CompressionConfig, HintProvider, compress_request
 from .fitting.compress_first import engine_compress_harder
 from .fitting.manager import FitConfig, fit_request
+from .fitting.windows import output_reserve
 from .fitting.toin import Toin, ToinHints, output_signature
 from .pipeline import OptimizeOutcome
 from .records import TransformSummary
@@ -61,8 +63,10 @@ class RequestOptimizer:
         self._learned_lock = threading.Lock()
         self._hints: dict[tuple[str, str], ToinHints] = {}  # (tenant, content hash): TOIN's answer
 
+    reports_progress = True
+
     def optimize(self, request: "ProviderRequest", tenant: str,
-                 headers: Any = None) -> OptimizeOutcome:
+                 headers: Any = None, progress: dict | None = None) -> OptimizeOutcome:
         endpoint = request.endpoint
         started = time.monotonic()
         budget_s = (self.settings.compression_budget_ms or 0) / 1000 or None
@@ -92,6 +96,8 @@ class RequestOptimizer:
         if report.timed_out:
             notes.append("compression: time budget reached; remaining outputs left as they were")
 
+        if progress is not None and self._over_window(request, report.tokens_after, headers):
+            progress["must_fit"] = True
         harder = engine_compress_harder(endpoint, tenant=tenant, ccr=self.ccr,
                                         config=self.compression, model=request.model, hints=hints)
         fit = fit_request(request, tenant=tenant, ccr=self.ccr, state_storage=self.fit_storage,
@@ -160,6 +166,10 @@ class RequestOptimizer:
             return hit
 
         return provide
+
+    def _over_window(self, request: "ProviderRequest", tokens: int, headers: Any) -> bool:
+        limit = self.fit_config.windows.limit_for(request.model, headers)
+        return math.ceil(tokens * limit.count_scale) + output_reserve(request.doc) > limit.window
 
     def _learn(self, tenant: str, t: Any, original: str) -> None:
         """TOIN counts each compressed output once (histories are re-sent every turn)."""

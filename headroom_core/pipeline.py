@@ -48,6 +48,7 @@ PRIVATE_HEADER_PREFIX = "x-headroom-"
 OPTIMIZABLE = (Endpoint.ANTHROPIC_MESSAGES, Endpoint.OPENAI_CHAT, Endpoint.OPENAI_RESPONSES)
 _TRUE = ("1", "true", "yes", "on")
 WARM_UP_ALLOWANCE_MS = 10_000
+MUST_FIT_ALLOWANCE_MS = 30_000  # extra time for a request that exceeds its context window
 OPTIMIZE_SWITCH_INTERVAL_S = 0.001
 _METRICS_LOCK = threading.Lock()
 ACCOUNT_BATCH_S = 0.05  # finished requests are accounted in batches at most this far apart
@@ -79,7 +80,12 @@ class Optimizer(Protocol):
     so no tool output there reaches the threshold and no context window is exceeded."""
 
     def optimize(self, request: "ProviderRequest", tenant: str,
-                 headers: Mapping[str, str] | None = None) -> OptimizeOutcome: ...
+                 headers: Mapping[str, str] | None = None,
+                 progress: dict | None = None) -> OptimizeOutcome:
+        """`progress` (only for optimisers with `reports_progress = True`): the optimiser may set
+        progress["must_fit"] = True once it knows the request exceeds its model's window (the
+        pipeline then waits longer for it)."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -288,7 +294,15 @@ class HeadroomCore:
         if budget_ms and not getattr(self.optimizer, "warm", True):
             budget_ms += WARM_UP_ALLOWANCE_MS  # once per process: imports and the tokenizer
         try:
-            result, body = await (asyncio.wait_for(job, budget_ms / 1000) if budget_ms else job)
+            try:
+                result, body = await (asyncio.wait_for(asyncio.shield(job), budget_ms / 1000)
+                                      if budget_ms else job)
+            except asyncio.TimeoutError:
+                if not seen.get("must_fit"):
+                    raise
+                # Over the model's window: the original would only earn the provider's 400, so
+                # fitting gets its extra time (bounded) instead of the request going out as is.
+                result, body = await asyncio.wait_for(job, MUST_FIT_ALLOWANCE_MS / 1000)
         except asyncio.TimeoutError:
             # The worker cannot be stopped; its late result is dropped unused.
             return self._failed(replace(ticket, model=seen.get("model", "")), "timeout",
@@ -316,7 +330,9 @@ class HeadroomCore:
         model = doc.get("model") if isinstance(doc, dict) else None
         seen["model"] = model if isinstance(model, str) else ""
         ticket = replace(ticket, model=seen["model"])
-        outcome = self.optimizer.optimize(request, ticket.tenant, headers=ticket.info.headers)
+        extra = {"progress": seen} if getattr(self.optimizer, "reports_progress", False) else {}
+        outcome = self.optimizer.optimize(request, ticket.tenant, headers=ticket.info.headers,
+                                          **extra)
         ticket = replace(ticket, tokens_before=outcome.tokens_before,
                          tokens_after=outcome.tokens_after, transforms=outcome.transforms,
                          notes=outcome.notes)

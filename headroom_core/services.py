@@ -251,11 +251,14 @@ class LazyOptimizer:
         self._lock = threading.Lock()
         self.warm = False
 
-    def optimize(self, request: Any, tenant: str, headers: Any = None) -> Any:
+    reports_progress = True
+
+    def optimize(self, request: Any, tenant: str, headers: Any = None,
+                 progress: dict | None = None) -> Any:
         with self._lock:
             if self._real is None:
                 self._real = self._build()
-        outcome = self._real.optimize(request, tenant, headers=headers)
+        outcome = self._real.optimize(request, tenant, headers=headers, progress=progress)
         self.warm = True
         return outcome
 
