@@ -1,0 +1,180 @@
+"""`make bench-loop`: does compressing a huge tool output slow other requests down?
+
+One mitmdump process (`-s addons/headroom.py`, reverse mode) in front of the fake provider,
+which runs in a process of its own (so its parsing of the big body does not compete with the
+measuring client for this process's GIL). A small request is sent back to back over one keep-alive connection, first alone (the
+baseline), then while a request carrying a 10 MB tool output goes through the same proxy.
+The delay of a small request is its latency minus the baseline's median. Reported: the small
+requests that overlapped the big one, their delay p50 / p99 / max, and how the big one went.
+Writes bench-results/loop.md and prints it. Target (issue 3): ≤ 50 ms.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT / "scripts"), str(ROOT / "tests"), str(ROOT / "tests" / "e2e")]
+
+import httpx  # noqa: E402
+
+import workloads as W  # noqa: E402
+from proxy_runner import free_port, mitmdump, mitmdump_plain  # noqa: E402
+
+SMALL = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [
+    {"role": "user", "content": "What is the capital of France?"}]}).encode()
+HEADERS = {"content-type": "application/json", "x-api-key": "sk-bench-loop",
+           "anthropic-version": "2023-06-01"}
+TARGET_MS = 50.0
+
+
+def big_body(kind: str, size: int = 10_000_000) -> bytes:
+    """An Anthropic request whose one tool result is a ~`size`-byte log or JSON array."""
+    gen, param, base = (W.incident_log, "lines", 2000) if kind == "log" else (W.db_rows, "n", 1000)
+    probe = gen(**{param: base})
+    w = gen(**{param: max(1, round(base * size / len(probe.text.encode())))})
+    return json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": [
+        {"role": "user", "content": w.query},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_big", "name": w.tool_name,
+                                           "input": w.tool_args}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_big",
+                                      "content": w.text}]}],
+        "tools": [{"name": w.tool_name, "input_schema": {"type": "object"}}]}).encode()
+
+
+def pct(xs: list[float], q: float) -> float:
+    s = sorted(xs)
+    return s[min(len(s) - 1, int(round(q * (len(s) - 1))))] if s else float("nan")
+
+
+def small_latencies(client: httpx.Client, until: threading.Event | None, count: int = 0) -> list[tuple[float, float]]:
+    """(start, latency ms) of small requests sent back to back: `count` of them, or until set."""
+    out = []
+    while (until is not None and not until.is_set()) or len(out) < count:
+        t0 = time.perf_counter()
+        resp = client.post("/v1/messages", content=SMALL, headers=HEADERS)
+        assert resp.status_code == 200 and resp.json()["type"] == "message"
+        out.append((t0, (time.perf_counter() - t0) * 1000))
+        time.sleep(0.002)
+    return out
+
+
+def run_case(proxy_url: str, kind: str, headroom: bool = True) -> dict:
+    body = big_body(kind)
+    done = threading.Event()
+    big: dict = {}
+
+    def send_big() -> None:
+        with httpx.Client(base_url=proxy_url, trust_env=False, timeout=120) as c:
+            big["start"] = time.perf_counter()
+            resp = c.post("/v1/messages", content=body, headers=HEADERS)
+            big["end"] = time.perf_counter()
+            big["status"] = resp.status_code
+        done.set()
+
+    with httpx.Client(base_url=proxy_url, trust_env=False, timeout=120) as c:
+        small_latencies(c, None, 30)  # warm the connection and the proxy's path
+        base = [ms for _, ms in small_latencies(c, None, 150)]
+        stats0 = c.get("/stats").json() if headroom else None
+        worker = threading.Thread(target=send_big)
+        worker.start()
+        during = small_latencies(c, done)
+        worker.join()
+        stats1 = c.get("/stats").json() if headroom else None  # waits for the accounting
+    overlapped = [ms for t0, ms in during if big["start"] <= t0 <= big["end"]]
+    base50 = statistics.median(base)
+    delays = [max(0.0, ms - base50) for ms in overlapped]
+    saved = before = errors = 0
+    if headroom:
+        saved = stats1["tokens"]["saved"] - stats0["tokens"]["saved"]
+        before = stats1["tokens"]["before"] - stats0["tokens"]["before"]
+        errors = stats1["requests"]["errors"] - stats0["requests"]["errors"]
+    return {"kind": kind if headroom else f"{kind}, plain mitmdump (no addons)", "mb": len(body) / 1e6, "big_s": big["end"] - big["start"],
+            "status": big["status"], "saved": saved / max(1, before), "errors": errors,
+            "base50": base50, "base99": pct(base, 0.99), "n": len(overlapped),
+            "d50": pct(delays, 0.5), "d99": pct(delays, 0.99),
+            "dmax": max(delays, default=float("nan")),
+            # when the worst ones began, in s after the big request was sent (diagnostics)
+            "worst_at": sorted(((ms - base50, t0 - big["start"]) for t0, ms in during
+                                if big["start"] <= t0 <= big["end"]), reverse=True)[:4]}
+
+
+class ProviderProcess:
+    """tests/fake_provider.py's FakeProvider in a child process, stopped by its pid."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        code = ("import sys, time, faulthandler, signal; sys.path.insert(0, sys.argv[1]); faulthandler.register(signal.SIGUSR1, all_threads=True); "
+                "from fake_provider import FakeProvider; "
+                "FakeProvider(port=int(sys.argv[2])).start(); print('ready', flush=True); "
+                "time.sleep(1e9)")
+        self.proc = subprocess.Popen([sys.executable, "-c", code, str(ROOT / "tests"), str(self.port)],
+                                     stdout=subprocess.PIPE)
+        assert self.proc.stdout.readline().strip() == b"ready"
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.proc.kill()
+        self.proc.wait(timeout=10)
+
+
+def saved_text(r: dict) -> str:
+    if r["kind"].endswith("(no addons)"):
+        return "-"
+    return f"{r['saved']:.1%}" if r["saved"] else "0 (budget exceeded: original forwarded)"
+
+
+def report(rows: list[dict]) -> str:
+    lines = ["# Event-loop latency under a 10 MB tool output", "",
+             f"Python {platform.python_version()}, {os.cpu_count()} CPUs, load average "
+             f"{', '.join(f'{x:.1f}' for x in os.getloadavg())} at start; one mitmdump with the "
+             "headroom addons (response cache off) in front of the fake provider on loopback.", "",
+             "Delay = a small request's latency minus the median latency of small requests sent "
+             "alone; only small requests that started while the big one was in flight count.", "",
+             "| big output | size | big request took | tokens saved | small alone p50 / p99 | "
+             "small requests during | delay p50 | p99 | max | target |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ok = "✓" if r["dmax"] <= TARGET_MS else "✗"
+        lines.append(f"| {r['kind']} | {r['mb']:.1f} MB | {r['big_s']:.2f} s ({r['status']}) | "
+                     f"{saved_text(r)} | {r['base50']:.1f} / {r['base99']:.1f} ms | {r['n']} | "
+                     f"{r['d50']:.1f} ms | {r['d99']:.1f} ms | {r['dmax']:.1f} ms | ≤{TARGET_MS:.0f} ms {ok} |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    kinds = sys.argv[1:] or ["log", "json"]
+    tmp = Path(tempfile.mkdtemp(prefix="headroom-bench-loop-"))
+    provider = ProviderProcess()
+    try:
+        proxy = mitmdump(provider.url, tmp / "proxy.log", tmp / "confdir")
+        try:
+            rows = [run_case(proxy.url, kind) for kind in kinds]
+        finally:
+            proxy.stop()
+        # The same traffic through mitmproxy alone: what receiving and forwarding 10 MB costs.
+        plain = mitmdump_plain(provider.url, tmp / "plain.log", tmp / "confdir")
+        try:
+            rows.append(run_case(plain.url, kinds[0], headroom=False))
+        finally:
+            plain.stop()
+    finally:
+        provider.stop()
+    text = report(rows)
+    out = ROOT / "bench-results"
+    out.mkdir(exist_ok=True)
+    (out / "loop.md").write_text(text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
