@@ -6,7 +6,7 @@ PY312 ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versio
 VENV312 ?= .venv312
 STAMP := $(VENV)/.installed
 
-.PHONY: install install312 proxy test test311 test312 bench bench-compression demo web clean
+.PHONY: install install312 proxy test test311 test312 bench bench-compression bench-loop bench-billing demo web clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m venv $(VENV)
@@ -44,8 +44,16 @@ test312: install312  ## the proxy end-to-end suite again on Python 3.12 + mitmpr
 bench: install
 	$(VPY) scripts/bench_proxy.py
 
-bench-compression: install
+bench-compression: install  ## engine savings and speed, then the proxy-level figures below
 	$(VPY) scripts/bench_compression.py
+	$(VPY) scripts/bench_loop.py
+	$(VPY) scripts/bench_billing.py
+
+bench-loop: install  ## delay of small requests while a 10 MB output is compressed (bench-results/loop.md)
+	$(VPY) scripts/bench_loop.py
+
+bench-billing: install  ## billed cost of a replayed agent session, direct vs through headroom (bench-results/billing.md)
+	$(VPY) scripts/bench_billing.py
 
 demo: install
 	$(VENV)/bin/headroom demo

@@ -115,16 +115,17 @@ def responses_body(history: list[Step], *, stream: bool = False,
 
 
 def turn_bodies(dialect: str, turns: int, *, scale: float = 1.0, stream: bool = False,
-                cache_control: bool = False, seed: int = 100) -> list[bytes]:
+                cache_control: bool = False, seed: int = 100, model: str | None = None) -> list[bytes]:
     """The body the client sends on each turn (turn k carries k tool results)."""
     history = steps(turns, scale, seed)
+    model = model or MODELS[dialect]
     out = []
     for k in range(1, turns + 1):
         if dialect == "anthropic":
-            doc = anthropic_body(history[:k], stream=stream, cache_control=cache_control)
+            doc = anthropic_body(history[:k], stream=stream, cache_control=cache_control, model=model)
         elif dialect == "chat":
-            doc = chat_body(history[:k], stream=stream)
+            doc = chat_body(history[:k], stream=stream, model=model)
         else:
-            doc = responses_body(history[:k], stream=stream)
+            doc = responses_body(history[:k], stream=stream, model=model)
         out.append(json.dumps(doc).encode())
     return out
