@@ -192,6 +192,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_subcommands(sub, proxy_argv=proxy_args, settings_from_args=settings_from_args,
                     add_proxy_flags=add_option_flags)
+    from .demo import add_demo_command
+
+    add_demo_command(sub)
     return parser
 
 
