@@ -103,3 +103,22 @@ def test_a_line_of_hundreds_of_kilobytes_does_not_freeze_the_proxy(proxy, provid
     assert len(sent[0].body) < len(big)
     with httpx.Client(base_url=proxy.url, trust_env=False, timeout=30) as c:
         assert c.get("/stats").json()["tokens"]["saved"] > 0  # accounting went through too
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_windowed_error_scan_finds_what_one_scan_finds(seed, monkeypatch):
+    """The JSON compressor scans for error words window by window (no long GIL hold); with
+    windows far smaller than a word the matches are still exactly finditer's."""
+    import random
+
+    from headroom_core.compression import json_select as J
+
+    rng = random.Random(seed)
+    words = sorted(J._ERROR_VALUE_WORDS | J._ERROR_KEY_WORDS) + ["ok", "fine", "x"] * 10
+    shapes = ['"%s"', '"%s":', 'a"%s"', '""', " ", '"', "%s"]
+    for _ in range(300):
+        low = "".join((shape % rng.choice(words)) if "%s" in shape else shape
+                      for shape in (rng.choice(shapes) for _ in range(rng.randint(0, 200))))
+        monkeypatch.setattr(J, "_SCAN_WINDOW", rng.randint(1, 60))
+        assert [m.span() for m in J._error_tokens(low)] == \
+            [m.span() for m in J._ERROR_TOKEN_RE.finditer(low)]
