@@ -144,10 +144,12 @@ class Retrieval:
     async def _prepare(self, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
         req = flow.request
         body = req.get_content(strict=False) or b""
-        tenant = tenant_of(req.headers)
         previous = _PREVIOUS.search(body) if endpoint is Endpoint.OPENAI_RESPONSES else None
         if _NEEDLE not in body and previous is None:
             return  # nothing in this request can need the tool: no parse, no lookup
+        state = self.shared.flows.get(flow.id)
+        tenant = state.ticket.tenant if state is not None and state.ticket is not None \
+            else tenant_of(req.headers)
 
         def prepare() -> tuple[Any, bytes | None, tuple]:
             stores = self.stores()  # opened on first use, off the event loop
