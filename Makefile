@@ -2,7 +2,8 @@
 PY ?= python3
 VENV ?= .venv
 VPY := $(VENV)/bin/python
-PY312 ?= $(shell command -v python3.12 2>/dev/null || ls -d $$HOME/.pyenv/versions/3.12.*/bin/python3.12 2>/dev/null | tail -1)
+# A Python 3.12 that really runs (a pyenv shim named python3.12 may exist and refuse to run).
+PY312 ?= $(shell for p in $$(command -v python3.12) $$HOME/.pyenv/versions/3.12.*/bin/python3.12 /usr/bin/python3.12; do [ -x "$$p" ] && "$$p" -c 'import sys' >/dev/null 2>&1 && echo "$$p" && break; done)
 VENV312 ?= .venv312
 STAMP := $(VENV)/.installed
 
