@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from .common import (ProviderRequest, StaleLocationError, ToolOutput, arguments_json,
-                     content_text, replace_content_text, replace_text_at,
-                     str_or_none, user_text_parts)
+from .common import (MessagesRequest, StaleLocationError, ToolOutput, arguments_json,
+                     content_text, replace_content_text, str_or_none)
 
 
-class AnthropicRequest(ProviderRequest):
+class AnthropicRequest(MessagesRequest):
     """`system` (string or text blocks), `messages` with content strings or block lists;
     tool results are `tool_result` blocks in user messages, paired by `tool_use_id`."""
 
@@ -62,15 +61,6 @@ class AnthropicRequest(ProviderRequest):
         if block.get("type") != "tool_result" or str_or_none(block.get("tool_use_id")) != out.call_id:
             raise StaleLocationError(f"no tool_result for {out.call_id!r} at {out.location!r}")
         replace_content_text(block, "content", new_text, "text")
-
-    def user_texts(self) -> list[tuple[tuple, str]]:
-        return user_text_parts(self.messages, "messages", "text")
-
-    def replace_user_text(self, location: tuple, new_text: str) -> None:
-        message = self._message(location, 1)
-        if message.get("role") != "user":
-            raise StaleLocationError(f"no user message at {location!r}")
-        replace_text_at(message, location, new_text, "text")
 
     def _block(self, location: tuple) -> dict:
         message = self._message(location, 1)

@@ -199,3 +199,16 @@ class ProviderRequest:
         if type(i) is not int or not 0 <= i < len(messages) or not isinstance(messages[i], dict):
             raise StaleLocationError(f"no message at {location!r}")
         return messages[i]
+
+
+class MessagesRequest(ProviderRequest):
+    """Formats whose user text lives in `messages[*].content` text parts (Anthropic, chat)."""
+
+    def user_texts(self) -> list[tuple[tuple, str]]:
+        return user_text_parts(self.messages, "messages", "text")
+
+    def replace_user_text(self, location: tuple, new_text: str) -> None:
+        message = self._message(location, 1)
+        if message.get("role") != "user":
+            raise StaleLocationError(f"no user message at {location!r}")
+        replace_text_at(message, location, new_text, "text")

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from .common import (ProviderRequest, StaleLocationError, ToolOutput, arguments_json,
-                     content_text, replace_content_text, replace_text_at,
-                     str_or_none, user_text_parts)
+from .common import (MessagesRequest, StaleLocationError, ToolOutput, arguments_json,
+                     content_text, replace_content_text, str_or_none)
 
 _SYSTEM_ROLES = ("system", "developer")
 
 
-class OpenAIChatRequest(ProviderRequest):
+class OpenAIChatRequest(MessagesRequest):
     """`messages` with roles; tool results are role "tool" messages paired by `tool_call_id`
     with the assistant's `tool_calls` (legacy: role "function" after a `function_call`)."""
 
@@ -71,15 +70,6 @@ class OpenAIChatRequest(ProviderRequest):
         if message.get("role") not in ("tool", "function") or str_or_none(message.get("tool_call_id")) != out.call_id:
             raise StaleLocationError(f"no tool message for {out.call_id!r} at {out.location!r}")
         replace_content_text(message, "content", new_text, "text")
-
-    def user_texts(self) -> list[tuple[tuple, str]]:
-        return user_text_parts(self.messages, "messages", "text")
-
-    def replace_user_text(self, location: tuple, new_text: str) -> None:
-        message = self._message(location, 1)
-        if message.get("role") != "user":
-            raise StaleLocationError(f"no user message at {location!r}")
-        replace_text_at(message, location, new_text, "text")
 
 
 def _name_and_arguments(function: object) -> tuple[str | None, str]:
