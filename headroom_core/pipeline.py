@@ -192,7 +192,7 @@ class HeadroomCore:
             return replace(ticket, notes=(f"not optimised: {e}",)), None
         model = doc.get("model") if isinstance(doc, dict) else None
         seen["model"] = model if isinstance(model, str) else ""
-        ticket = replace(ticket, model=seen["model"])
+        ticket = replace(ticket, model=seen["model"], stream=request.stream)
         extra = {"progress": seen} if getattr(self.optimizer, "reports_progress", False) else {}
         outcome = self.optimizer.optimize(request, ticket.tenant, headers=ticket.info.headers,
                                           **extra)
@@ -268,8 +268,12 @@ class HeadroomCore:
         info = ticket.info
         if not info.route.is_upstream:
             return None  # our own endpoints and 404s are not provider requests
-        facts = accounting.request_facts(info.body, info.route.endpoint,
-                                         count=ticket.tokens_before is None)
+        if ticket.tokens_before is not None and ticket.model and ticket.stream is not None:
+            # The optimiser already parsed and counted this body: don't parse it twice.
+            facts = accounting.RequestFacts(ticket.tokens_before, ticket.model, ticket.stream)
+        else:
+            facts = accounting.request_facts(info.body, info.route.endpoint,
+                                             count=ticket.tokens_before is None)
         before = ticket.tokens_before if ticket.tokens_before is not None else facts.tokens
         after = ticket.tokens_after if ticket.tokens_after is not None else before
         if response.tap is not None:

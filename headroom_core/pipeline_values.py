@@ -96,6 +96,7 @@ class Ticket:
     tokens_before: int | None = None  # None: counted at finish time, off the request path
     tokens_after: int | None = None
     model: str = ""
+    stream: bool | None = None  # known once the body was parsed on the request path
     transforms: tuple[TransformSummary, ...] = ()
     cache: str = "off"
     refused: str = ""
