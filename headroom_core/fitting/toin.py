@@ -237,13 +237,15 @@ class Toin:
         """The model retrieved an original of this pattern (whole, or the part matching `query`)."""
         ns, pid = self._stats_ns(tenant), _pattern_id(tool_name, signature)
         self._register(ns, pid, tool_name, signature, tenant)
-        self._storage.incr_float(ns, f"p:{pid}:r", 1.0)
+        # The fields and the query count are written before the retrieval count, so a reader
+        # that sees the retrieval counted also sees what it asked for.
         if query and query.strip():
-            self._storage.incr_float(ns, f"p:{pid}:q", 1.0)
             counts = Counter(self._json(ns, f"p:{pid}:f", {}))
             counts.update(queried_fields(query, original))
             top = dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:MAX_FIELDS])
             self._storage.set(ns, f"p:{pid}:f", json.dumps(top).encode())
+            self._storage.incr_float(ns, f"p:{pid}:q", 1.0)
+        self._storage.incr_float(ns, f"p:{pid}:r", 1.0)
         with self._lock:
             self._importance.pop((ns, pid), None)
 
