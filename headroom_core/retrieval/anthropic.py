@@ -11,7 +11,7 @@ from typing import Any
 
 from ..wire.common import Endpoint
 from .answers import Answer, RetrieveCall
-from .common import LIMIT_NOTE, RoundFacts, add_usage
+from .common import LIMIT_NOTE, RoundFacts, summed_usage
 from .tool import TOOL_NAME
 
 ENDPOINT = Endpoint.ANTHROPIC_MESSAGES
@@ -79,12 +79,8 @@ def client_body(responses: list[dict], rounds: list[RoundFacts], stop_override: 
     """The one response the client gets for a non-streamed turn of several rounds."""
     final = dict(responses[-1])
     final["id"] = responses[0].get("id", final.get("id"))  # the id a streamed turn would show
-    content: list = []
-    usage: dict | None = None
-    for facts in rounds:
-        content.extend(visible(facts.assistant))
-        usage = add_usage(usage, facts.usage)
-    final["content"] = content
+    final["content"] = [b for facts in rounds for b in visible(facts.assistant)]
+    usage = summed_usage(rounds)
     if usage is not None:
         final["usage"] = usage
     if stop_override:

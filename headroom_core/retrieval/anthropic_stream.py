@@ -15,7 +15,8 @@ from typing import Any
 from .. import jsonfmt
 from ..sse import SSEEvent, encode_event
 from .anthropic import call_of, is_retrieve_block
-from .common import RoundFacts, add_usage, merge_usage
+from .common import RoundFacts, merge_usage
+from .splicing import RoundSplicer
 
 PING = b'event: ping\ndata: {"type": "ping"}\n\n'
 
@@ -50,50 +51,30 @@ def close_block(block: dict, json_parts: list[str]) -> str | None:
     return json.dumps(block.get("input") or {}, ensure_ascii=False)
 
 
-class AnthropicSplicer:
+class AnthropicSplicer(RoundSplicer):
     """One per client turn. Call `feed` per event; at the round's end (`round_done`) either
     `begin_round()` before feeding a continuation, or `finish()`."""
 
     ping = PING
 
     def __init__(self) -> None:
-        self.rounds = 0  # rounds begun after the first
         self._next_index = 0  # the client's next content block index
-        self._total: dict | None = None  # usage of the rounds already finished
-        self._style: jsonfmt.JsonStyle | None = None
-        self.errored = False
-        self._reset()
+        super().__init__()
 
     def _reset(self) -> None:
-        self._map: dict[int, int] = {}  # provider index -> client index, this round
-        self._withheld: set[int] = set()
+        super()._reset()
         self._blocks: dict[int, dict] = {}
         self._parts: dict[int, list[str]] = {}
         self._calls: dict[int, Any] = {}
-        self._real: list[str] = []
         self._start_usage: dict | None = None
         self._delta: dict | None = None
         self._delta_raw = b""
         self._stop_raw = b""
-        self._id: str | None = None
-        self.round_done = False
-
-    @property
-    def withholding(self) -> bool:
-        return bool(self._withheld)
-
-    def _encode(self, ev: SSEEvent, data: dict) -> bytes:
-        return encode_event(ev.event, jsonfmt.dumps(data, self._style or jsonfmt.COMPACT).decode())
 
     def feed(self, ev: SSEEvent) -> list[bytes]:
-        try:
-            data = jsonfmt.loads(ev.data)
-        except ValueError:
+        data = self._json_object(ev)
+        if data is None:
             return [ev.raw]
-        if not isinstance(data, dict):
-            return [ev.raw]
-        if self._style is None:
-            self._style = jsonfmt.detect_style(ev.data)
         kind = data.get("type") or ev.event
         if kind == "message_start":
             msg = data.get("message") if isinstance(data.get("message"), dict) else {}
@@ -151,11 +132,11 @@ class AnthropicSplicer:
         client_index = self._map[index]
         if client_index == index:
             return ev.raw
-        return self._encode(ev, {**data, "index": client_index})
+        return self._encode(ev.event, {**data, "index": client_index})
 
     # --- round boundaries ---
 
-    def round_usage(self) -> dict | None:
+    def _round_usage(self) -> dict | None:
         delta_usage = self._delta.get("usage") if self._delta else None
         return merge_usage(self._start_usage, delta_usage if isinstance(delta_usage, dict) else None)
 
@@ -167,13 +148,8 @@ class AnthropicSplicer:
         calls = tuple(self._calls[i] for i in sorted(self._calls))
         # A withheld call whose stop event never came is not a call we can answer.
         complete = self.round_done and len(calls) == len(self._withheld)
-        return RoundFacts(calls, tuple(self._real), stop, blocks, self.round_usage(), self._id,
+        return RoundFacts(calls, tuple(self._real), stop, blocks, self._round_usage(), self._id,
                           complete)
-
-    def begin_round(self) -> None:
-        self._total = add_usage(self._total, self.round_usage())
-        self.rounds += 1
-        self._reset()
 
     def finish(self, stop_override: str | None = None) -> list[bytes]:
         """Close the client's message after the last round."""
@@ -186,14 +162,13 @@ class AnthropicSplicer:
         else:
             delta = dict(self._delta)
         if changed:
-            usage = add_usage(self._total, self.round_usage())
+            usage = self._turn_usage()
             if usage is not None:
                 delta["usage"] = usage
             if stop_override is not None:
                 inner = delta.get("delta") if isinstance(delta.get("delta"), dict) else {}
                 delta["delta"] = {**inner, "stop_reason": stop_override}
-            head = encode_event("message_delta",
-                                jsonfmt.dumps(delta, self._style or jsonfmt.COMPACT).decode())
+            head = self._encode("message_delta", delta)
         else:
             head = self._delta_raw
         tail = self._stop_raw or encode_event("message_stop", '{"type":"message_stop"}')

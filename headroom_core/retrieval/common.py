@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable
 
 from .answers import Answer, RetrieveCall
 
@@ -65,6 +65,14 @@ def add_usage(total: dict | None, more: dict | None) -> dict | None:
         elif value is not None or key not in out:
             out[key] = value
     return out
+
+
+def summed_usage(rounds: Iterable[RoundFacts]) -> dict | None:
+    """A turn's usage: its rounds' added up (None when no round reported any)."""
+    total: dict | None = None
+    for facts in rounds:
+        total = add_usage(total, facts.usage)
+    return total
 
 
 def merge_usage(start: dict | None, delta: dict | None) -> dict | None:

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..wire.common import Endpoint
 from .answers import Answer, RetrieveCall
-from .common import LIMIT_NOTE, RoundFacts, add_usage
+from .common import LIMIT_NOTE, RoundFacts, summed_usage
 from .tool import TOOL_NAME
 
 ENDPOINT = Endpoint.OPENAI_CHAT
@@ -77,12 +77,11 @@ def client_body(responses: list[dict], rounds: list[RoundFacts], stop_override: 
     final = copy.deepcopy(responses[-1])
     final["id"] = responses[0].get("id", final.get("id"))
     text: str | None = None
-    usage: dict | None = None
     for facts in rounds:
         part = facts.assistant.get("content")
         if isinstance(part, str):
             text = part if text is None else joined(text, part)
-        usage = add_usage(usage, facts.usage)
+    usage = summed_usage(rounds)
     choice = final["choices"][0]
     message = dict(choice.get("message") or {})
     message["content"] = text

@@ -11,66 +11,46 @@ from __future__ import annotations
 
 import json
 
-from .. import jsonfmt
 from ..sse import SSEEvent, encode_event
 from .answers import RetrieveCall
-from .common import RoundFacts, add_usage
+from .common import RoundFacts
 from .openai_chat import joined
+from .splicing import RoundSplicer
 from .tool import TOOL_NAME
 
 PING = b": ping\n\n"
 DONE = b"data: [DONE]\n\n"
 
 
-class ChatSplicer:
+class ChatSplicer(RoundSplicer):
     ping = PING
 
     def __init__(self) -> None:
-        self.rounds = 0
-        self._total: dict | None = None
         self._first_id: object = None
         self._first_created: object = None
         self._client_tools = 0  # tool call indexes already given to the client
         self._client_tail = ""  # the last character of text the client has seen
-        self._style: jsonfmt.JsonStyle | None = None
-        self.errored = False
-        self._reset()
+        super().__init__()
 
     def _reset(self) -> None:
-        self._map: dict[int, int] = {}
-        self._withheld: set[int] = set()
+        super()._reset()
         self._calls: dict[int, dict] = {}  # provider index -> assembled tool call
-        self._real: list[str] = []
         self._content: list[str] = []
         self._refusal: list[str] = []
         self._finish: str | None = None
         self._held: list[tuple[dict, bytes]] = []  # finish chunk, usage chunk
         self._done_raw = b""
         self._usage: dict | None = None
-        self._id: str | None = None
         self._sep_pending = self.rounds > 0
-        self.round_done = False
-
-    @property
-    def withholding(self) -> bool:
-        return bool(self._withheld)
-
-    def _encode(self, data: dict) -> bytes:
-        return encode_event(None, jsonfmt.dumps(data, self._style or jsonfmt.COMPACT).decode())
 
     def feed(self, ev: SSEEvent) -> list[bytes]:
         if ev.data.strip() == "[DONE]":
             self._done_raw = ev.raw
             self.round_done = True
             return []
-        try:
-            data = jsonfmt.loads(ev.data)
-        except ValueError:
+        data = self._json_object(ev)
+        if data is None:
             return [ev.raw]
-        if not isinstance(data, dict):
-            return [ev.raw]
-        if self._style is None:
-            self._style = jsonfmt.detect_style(ev.data)
         if "error" in data and "choices" not in data:
             self.errored = True
             return [ev.raw]
@@ -123,7 +103,7 @@ class ChatSplicer:
             out: list[bytes] = []
             rest = {k: v for k, v in delta.items() if v not in ("", None, [])}
             if rest:  # text in the finish chunk itself goes out now, the finish waits
-                out.append(self._encode(self._with({k: v for k, v in data.items() if k != "usage"},
+                out.append(self._encode(None, self._with({k: v for k, v in data.items() if k != "usage"},
                                                    choice, delta, None)))
             self._held.insert(0, (self._with(data, choice, {}, finish), ev.raw))
             return out
@@ -131,7 +111,7 @@ class ChatSplicer:
             return []  # a chunk that only carried our call
         if not changed:
             return [ev.raw]
-        return [self._encode(self._with(data, choice, delta, finish))]
+        return [self._encode(None, self._with(data, choice, delta, finish))]
 
     @staticmethod
     def _with(data: dict, choice: dict, delta: dict, finish: str | None) -> dict:
@@ -178,15 +158,13 @@ class ChatSplicer:
         return RoundFacts(calls, tuple(self._real), self._finish, message, self._usage, self._id,
                           self.round_done)
 
-    def begin_round(self) -> None:
-        self._total = add_usage(self._total, self._usage)
-        self.rounds += 1
-        self._reset()
+    def _round_usage(self) -> dict | None:
+        return self._usage
 
     def finish(self, stop_override: str | None = None) -> list[bytes]:
         if self.rounds == 0 and stop_override is None:
             return [raw for _, raw in self._held] + [self._done_raw or DONE]
-        usage = add_usage(self._total, self._usage)
+        usage = self._turn_usage()
         out = []
         for data, _ in self._held:
             data = {**data, "id": self._first_id}
@@ -196,7 +174,7 @@ class ChatSplicer:
                 data["choices"] = [{**data["choices"][0], "finish_reason": stop_override}]
             if "usage" in data and usage is not None:
                 data["usage"] = usage
-            out.append(self._encode(data))
+            out.append(self._encode(None, data))
         return out + [self._done_raw or DONE]
 
     def abort(self) -> list[bytes]:

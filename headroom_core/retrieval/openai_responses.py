@@ -13,7 +13,7 @@ from typing import Any
 
 from ..wire.common import Endpoint
 from .answers import Answer, RetrieveCall
-from .common import LIMIT_NOTE, RoundFacts, add_usage
+from .common import LIMIT_NOTE, RoundFacts, summed_usage
 from .tool import TOOL_NAME
 
 ENDPOINT = Endpoint.OPENAI_RESPONSES
@@ -90,12 +90,8 @@ def visible(items: list) -> list:
 
 def client_body(responses: list[dict], rounds: list[RoundFacts], stop_override: str | None) -> dict:
     final = dict(responses[-1])
-    output: list = []
-    usage: dict | None = None
-    for facts in rounds:
-        output.extend(visible(facts.assistant))
-        usage = add_usage(usage, facts.usage)
-    final["output"] = output
+    final["output"] = [i for facts in rounds for i in visible(facts.assistant)]
+    usage = summed_usage(rounds)
     if usage is not None:
         final["usage"] = usage
     return final

@@ -11,44 +11,32 @@ from __future__ import annotations
 
 from typing import Any
 
-from .. import jsonfmt
-from ..sse import SSEEvent, encode_event
+from ..sse import SSEEvent
 from .answers import RetrieveCall
-from .common import RoundFacts, add_usage
+from .common import RoundFacts
 from .openai_responses import call_id_of, is_client_call, is_retrieve_item, visible
+from .splicing import RoundSplicer
 
 PING = b": ping\n\n"
 _START = ("response.created", "response.in_progress", "response.queued")
 _TERMINAL = ("response.completed", "response.incomplete", "response.failed")
 
 
-class ResponsesSplicer:
+class ResponsesSplicer(RoundSplicer):
     ping = PING
 
     def __init__(self) -> None:
-        self.rounds = 0
-        self._total: dict | None = None
         self._seq = 0  # the next sequence number the client sees
         self._next_out = 0  # the next output_index the client sees
         self._shown: list = []  # visible items of the rounds already finished
         self._created: dict | None = None
-        self._style: jsonfmt.JsonStyle | None = None
-        self.errored = False
-        self._reset()
+        super().__init__()
 
     def _reset(self) -> None:
-        self._map: dict[int, int] = {}
-        self._withheld: set[int] = set()
+        super()._reset()
         self._items: dict[int, dict] = {}
         self._args: dict[int, str] = {}
-        self._real: list[str] = []
         self._terminal: tuple[str | None, dict, bytes] | None = None
-        self._id: str | None = None
-        self.round_done = False
-
-    @property
-    def withholding(self) -> bool:
-        return bool(self._withheld)
 
     def _emit(self, ev: SSEEvent, data: dict, changes: dict[str, Any]) -> list[bytes]:
         if "sequence_number" in data and data["sequence_number"] != self._seq:
@@ -58,18 +46,12 @@ class ResponsesSplicer:
         changes = {k: v for k, v in changes.items() if data.get(k) != v}
         if not changes:
             return [ev.raw]
-        return [encode_event(ev.event, jsonfmt.dumps({**data, **changes},
-                                                     self._style or jsonfmt.COMPACT).decode())]
+        return [self._encode(ev.event, {**data, **changes})]
 
     def feed(self, ev: SSEEvent) -> list[bytes]:
-        try:
-            data = jsonfmt.loads(ev.data)
-        except ValueError:
+        data = self._json_object(ev)
+        if data is None:
             return [ev.raw]
-        if not isinstance(data, dict):
-            return [ev.raw]
-        if self._style is None:
-            self._style = jsonfmt.detect_style(ev.data)
         kind = data.get("type") or ev.event
         response = data.get("response") if isinstance(data.get("response"), dict) else None
         if kind in _START:
@@ -144,9 +126,7 @@ class ResponsesSplicer:
 
     def begin_round(self) -> None:
         self._shown.extend(visible(self._round_items()))
-        self._total = add_usage(self._total, self._round_usage())
-        self.rounds += 1
-        self._reset()
+        super().begin_round()
 
     def finish(self, stop_override: str | None = None) -> list[bytes]:
         if self._terminal is None:
@@ -156,7 +136,7 @@ class ResponsesSplicer:
             return self._emit(SSEEvent(event, "", raw=raw), data, {})
         response = dict(data.get("response") or {})
         response["output"] = self._shown + visible(self._round_items())
-        usage = add_usage(self._total, self._round_usage())
+        usage = self._turn_usage()
         if usage is not None:
             response["usage"] = usage
         return self._emit(SSEEvent(event, "", raw=raw), data, {"response": response})
@@ -170,5 +150,4 @@ class ResponsesSplicer:
                         error={"code": error_type, "message": message})
         data = {"type": "response.failed", "response": response, "sequence_number": self._seq}
         self._seq += 1
-        return [encode_event("response.failed",
-                             jsonfmt.dumps(data, self._style or jsonfmt.COMPACT).decode())]
+        return [self._encode("response.failed", data)]
