@@ -1,7 +1,9 @@
-"""Start a real proxy process on a free loopback port and stop it by pid.
+"""Start a real proxy process on a free loopback port and stop it by pid: the one runner of the
+e2e, retrieval, forward and inspect suites (and the benchmark scripts).
 
-Two ways, the two a user has: `mitmdump -s addons/headroom.py ...` and `headroom proxy ...`.
-Output goes to a log file (a pipe nobody reads would stall the proxy once full).
+Two ways, the two a user has: `mitmdump -s addons/headroom.py ...` and `headroom proxy ...`
+(`headroom web` too, through `ProxyProcess`). Output goes to a log file (a pipe nobody reads would
+stall the proxy once full).
 """
 
 from __future__ import annotations
@@ -10,14 +12,17 @@ import os
 import signal
 import socket
 import subprocess
-import tempfile
 import sys
+import tempfile
 import time
 from pathlib import Path
+
+import httpx
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 ADDON = REPO / "addons" / "headroom.py"
+HEADROOM = str(BIN / "headroom")
 
 
 def free_port() -> int:
@@ -29,7 +34,7 @@ def free_port() -> int:
 def clean_env(**extra: str) -> dict[str, str]:
     """The environment minus proxies, CA overrides and HEADROOM_* a developer may have set."""
     drop = {"http_proxy", "https_proxy", "all_proxy", "no_proxy", "ssl_cert_file",
-            "requests_ca_bundle", "curl_ca_bundle"}
+            "requests_ca_bundle", "curl_ca_bundle", "node_extra_ca_certs"}
     env = {k: v for k, v in os.environ.items()
            if k.lower() not in drop and not k.startswith(("HEADROOM_", "OPENAI_TARGET",
                                                           "ANTHROPIC_TARGET"))}
@@ -38,10 +43,11 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 class ProxyProcess:
-    """A started proxy; `url` is where clients connect."""
+    """A started proxy; `url` is where clients connect. Started means `ready_port` (by default
+    `port`) accepts connections; see `wait_for_addons` for a proxy that also answers."""
 
     def __init__(self, argv: list[str], port: int, log: Path, env: dict[str, str] | None = None,
-                 timeout: float = 60.0) -> None:
+                 timeout: float = 60.0, ready_port: int | None = None) -> None:
         self.argv, self.port, self.log = argv, port, log
         self.url = f"http://127.0.0.1:{port}"
         self._out = open(log, "wb")
@@ -49,22 +55,22 @@ class ProxyProcess:
         self.proc = subprocess.Popen(argv, stdout=self._out, stderr=subprocess.STDOUT,
                                      env=env if env is not None else clean_env(), cwd=REPO)
         try:
-            self._wait(timeout)
+            self._wait(port if ready_port is None else ready_port, timeout)
         except Exception:
             self.stop()
             raise
 
-    def _wait(self, timeout: float) -> None:
+    def _wait(self, port: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"proxy exited with {self.proc.returncode}:\n{self.output()}")
             try:
-                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
                 return
             except OSError:
                 time.sleep(0.05)
-        raise RuntimeError(f"nothing listens on {self.port} after {timeout}s:\n{self.output()}")
+        raise RuntimeError(f"nothing listens on {port} after {timeout}s:\n{self.output()}")
 
     def output(self) -> str:
         self._out.flush()
@@ -79,6 +85,20 @@ class ProxyProcess:
                 os.kill(self.proc.pid, signal.SIGKILL)
                 self.proc.wait(timeout=15)
         self._out.close()
+
+
+def wait_for_addons(url: str, timeout: float = 30.0) -> None:
+    """The port opens before mitmproxy has loaded the script's addons: wait until headroom
+    itself answers /health (a request sent earlier would bypass every addon)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url + "/health", trust_env=False, timeout=2).json().get("status") == "healthy":
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"headroom's addons did not answer /health at {url}")
 
 
 def mitmdump(provider_url: str, log: Path, confdir: Path, sets: dict[str, str] | None = None,
@@ -107,7 +127,7 @@ def headroom_proxy(provider_url: str, log: Path, data_dir: Path, args: list[str]
                    openai_prefix: str = "/openai", env: dict[str, str] | None = None) -> ProxyProcess:
     """`headroom proxy` with both upstreams at the fake provider."""
     port = free_port()
-    argv = [str(BIN / "headroom"), "proxy", "--port", str(port), "--data-dir", str(data_dir),
+    argv = [HEADROOM, "proxy", "--port", str(port), "--data-dir", str(data_dir),
             "--anthropic-api-url", provider_url,
             "--openai-api-url", provider_url + openai_prefix, *(args or [])]
     # As for mitmdump above: the response cache is off unless the test's env turns it on.

@@ -23,9 +23,11 @@ import pytest
 from cryptography import x509
 from mitmproxy import io as mio
 
-from headroom_core import certs
-from proxy_process import HEADROOM, Process, clean_env, free_port
-from tls_fixtures import HTTPSServer, LocalCA, issue_cert, make_ca
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+
+from headroom_core import certs  # noqa: E402
+from proxy_runner import HEADROOM, ProxyProcess, clean_env, free_port  # noqa: E402
+from tls_fixtures import HTTPSServer, LocalCA, issue_cert, make_ca  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
@@ -52,7 +54,7 @@ def world(tmp_path_factory):
 
 @dataclass
 class Proxy:
-    process: Process
+    process: ProxyProcess
     forward_port: int
     data_dir: Path
     flows_file: Path
@@ -72,7 +74,7 @@ def proxy(world, tmp_path):
             "--intercept-host", "localhost", "--min-tokens", "50", "--no-cache",
             "--", "--set", f"ssl_verify_upstream_trusted_ca={world.provider_ca.cert_path}",
             "-w", str(flows_file)]
-    process = Process(argv, tmp_path / "proxy.log", forward_port)
+    process = ProxyProcess(argv, forward_port, tmp_path / "proxy.log")
     yield Proxy(process, forward_port, tmp_path / "data", flows_file)
     process.stop()
 

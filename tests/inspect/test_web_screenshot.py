@@ -19,8 +19,8 @@ import httpx
 import pytest
 from mitmproxy.version import VERSION
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "forward"))
-from proxy_process import HEADROOM, Process, clean_env, free_port  # noqa: E402
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
+from proxy_runner import HEADROOM, ProxyProcess, clean_env, free_port  # noqa: E402
 
 from fake_provider import FakeProvider  # noqa: E402  (tests/ is on sys.path)
 
@@ -79,12 +79,12 @@ def test_mitmweb_shows_the_optimised_flow_and_its_comment(tmp_path):
     auth = ["--", "--set", f"web_password={token}"] if MITMPROXY_MAJOR >= 12 else []
     with FakeProvider() as provider:
         port, web_port, forward_port = free_port(), free_port(), free_port()
-        web = Process([HEADROOM, "web", "--no-browser", "--port", str(port),
-                       "--forward", "--forward-port", str(forward_port),
-                       "--web-port", str(web_port), "--anthropic-api-url", provider.url,
-                       "--data-dir", str(tmp_path / "data"), "--min-tokens", "50", "--no-cache",
-                       *auth],
-                      tmp_path / "web.log", web_port)
+        web = ProxyProcess([HEADROOM, "web", "--no-browser", "--port", str(port),
+                            "--forward", "--forward-port", str(forward_port),
+                            "--web-port", str(web_port), "--anthropic-api-url", provider.url,
+                            "--data-dir", str(tmp_path / "data"), "--min-tokens", "50",
+                            "--no-cache", *auth],
+                           port, tmp_path / "web.log", ready_port=web_port)
         try:
             r = httpx.post(f"http://127.0.0.1:{port}/v1/messages", content=agent_request(),
                            headers={"x-api-key": "sk-test", "anthropic-version": "2023-06-01",

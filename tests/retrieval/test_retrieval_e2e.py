@@ -19,7 +19,7 @@ from headroom_core.ccr import CCRStore, marker_hash  # noqa: E402
 from headroom_core.compression.markers import make_marker  # noqa: E402
 from headroom_core.storage.disk import DiskStorage  # noqa: E402
 from headroom_core.tenancy import tenant_of  # noqa: E402
-from proxy_runner import headroom_proxy, mitmdump  # noqa: E402
+from proxy_runner import headroom_proxy, mitmdump, wait_for_addons  # noqa: E402
 from retrieval_clients import read_anthropic, read_chat, read_responses  # noqa: E402
 from retrieval_streams import (TOOL, a_retrieve, anthropic_body, anthropic_events,  # noqa: E402
                                chat_body, chat_events, responses_body, responses_events,
@@ -66,20 +66,6 @@ def proxy(request, provider, data_dir, digest, tmp_path_factory):
     wait_for_addons(proc.url)
     yield proc
     proc.stop()
-
-
-def wait_for_addons(url: str, timeout: float = 30.0) -> None:
-    """The port opens before mitmproxy has loaded the script's addons: wait until headroom
-    itself answers /health (a request sent earlier would bypass every addon)."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", trust_env=False, timeout=2).json().get("status") == "healthy":
-                return
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"headroom's addons did not answer /health at {url}")
 
 
 @pytest.fixture

@@ -20,10 +20,9 @@ from headroom_core.ccr import CCRStore, marker_hash  # noqa: E402
 from headroom_core.compression.markers import make_marker  # noqa: E402
 from headroom_core.storage.disk import DiskStorage  # noqa: E402
 from headroom_core.tenancy import tenant_of  # noqa: E402
-from proxy_runner import clean_env, free_port, headroom_proxy  # noqa: E402
+from proxy_runner import clean_env, free_port, headroom_proxy, wait_for_addons  # noqa: E402
 from retrieval_clients import read_anthropic  # noqa: E402
 from retrieval_streams import TOOL, a_retrieve, anthropic_events  # noqa: E402
-from test_retrieval_e2e import wait_for_addons  # noqa: E402
 
 pytestmark = pytest.mark.e2e
 
