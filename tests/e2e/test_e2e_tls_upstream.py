@@ -3,34 +3,23 @@ mitmproxy's ssl_verify_upstream_trusted_ca) keeps bytes, Host and streaming inta
 
 from __future__ import annotations
 
-import importlib.util
-import ssl
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
+import tls_fixtures as tls
 from fake_provider import FakeProvider, Reply, anthropic_events
 from proxy_runner import clean_env, headroom_proxy
 
 pytestmark = pytest.mark.e2e
-
-_spec = importlib.util.spec_from_file_location(
-    "tls_fixtures_for_e2e", Path(__file__).resolve().parents[1] / "forward" / "tls_fixtures.py")
-tls = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = tls  # dataclasses look their module up while the class is built
-_spec.loader.exec_module(tls)
 
 
 @pytest.fixture(scope="module")
 def tls_setup(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tls")
     ca = tls.make_ca(tmp, "e2e upstream CA")
-    cert, key = tls.issue_cert(ca, tmp, ["localhost"])
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context = tls.server_context(ca, tmp, ["localhost"])
     with FakeProvider(host="localhost", ssl_context=context) as provider:
         proc = headroom_proxy(provider.url, tmp / "log", tmp / "data",
                               ["--", "--set", f"ssl_verify_upstream_trusted_ca={ca.cert_path}"],

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-import sys
-from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "forward"))
-
-from fake_provider import FakeProvider, Reply  # noqa: E402
-from headroom_core.retrieval.http1 import (Http1Client, Timeouts, UpstreamError,  # noqa: E402
+from fake_provider import FakeProvider, Reply
+from headroom_core.retrieval.http1 import (Http1Client, Timeouts, UpstreamError,
                                            narrow_accept_encoding)
-from tls_fixtures import HTTPSServer, issue_cert, make_ca  # noqa: E402
+from tls_fixtures import HTTPSServer, issue_cert, make_ca  # tests/ is on sys.path
 
 
 class CountingServer:

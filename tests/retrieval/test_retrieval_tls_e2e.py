@@ -3,7 +3,6 @@ own calls must apply the same trust, in reverse mode and in forward (regular pro
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import ssl
 import sys
@@ -14,23 +13,19 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 
+import tls_fixtures as tls  # noqa: E402  (tests/ is on sys.path)
 from fake_provider import FakeProvider, Reply  # noqa: E402
 from headroom_core import certs  # noqa: E402
 from headroom_core.ccr import CCRStore, marker_hash  # noqa: E402
 from headroom_core.compression.markers import make_marker  # noqa: E402
 from headroom_core.storage.disk import DiskStorage  # noqa: E402
 from headroom_core.tenancy import tenant_of  # noqa: E402
-from proxy_runner import clean_env, free_port, headroom_proxy, wait_for_addons  # noqa: E402
+from proxy_runner import (ProxyProcess, clean_env, free_port, headroom_proxy,  # noqa: E402
+                          wait_for_addons)
 from retrieval_clients import read_anthropic  # noqa: E402
 from retrieval_streams import TOOL, a_retrieve, anthropic_events  # noqa: E402
 
 pytestmark = pytest.mark.e2e
-
-_spec = importlib.util.spec_from_file_location(
-    "tls_fixtures_for_retrieval", Path(__file__).resolve().parents[1] / "forward" / "tls_fixtures.py")
-tls = importlib.util.module_from_spec(_spec)
-sys.modules[_spec.name] = tls
-_spec.loader.exec_module(tls)
 
 KEY = "sk-tls-owner"
 ORIGINAL = "\n".join(f"row {i}" for i in range(300)) + "\nNEEDLE-77 found\n"
@@ -40,9 +35,7 @@ ORIGINAL = "\n".join(f"row {i}" for i in range(300)) + "\nNEEDLE-77 found\n"
 def world(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("tls-retrieval")
     ca = tls.make_ca(tmp, "retrieval upstream CA")
-    cert, key = tls.issue_cert(ca, tmp, ["localhost"])
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(cert, key)
+    context = tls.server_context(ca, tmp, ["localhost"])
     store = CCRStore(DiskStorage(tmp / "data" / "ccr"))
     digest = marker_hash(store.put(tenant_of({"x-api-key": KEY}), ORIGINAL, kind="log"))
     store.storage.close()
@@ -63,6 +56,13 @@ def script(provider: FakeProvider, digest: str) -> None:
                                                   "end_turn", "msg_2")))
 
 
+def stream_retrieving_turn(proc: ProxyProcess, client: httpx.Client, url: str, digest: str) -> bytes:
+    """Post the request whose answer needs a retrieval round; the bytes the client got."""
+    with client.stream("POST", url, content=request(digest), headers={"x-api-key": KEY}) as resp:
+        assert resp.status_code == 200, proc.output()
+        return resp.read()
+
+
 def check(provider: FakeProvider, raw: bytes) -> None:
     msg = read_anthropic(raw)
     assert [b["text"] for b in msg["content"]] == ["NEEDLE-77."]
@@ -81,10 +81,7 @@ def test_reverse_mode_to_an_https_provider(world):
     try:
         wait_for_addons(proc.url)
         with httpx.Client(base_url=proc.url, trust_env=False, timeout=30) as c:
-            with c.stream("POST", "/v1/messages", content=request(digest),
-                          headers={"x-api-key": KEY}) as resp:
-                assert resp.status_code == 200, proc.output()
-                raw = resp.read()
+            raw = stream_retrieving_turn(proc, c, "/v1/messages", digest)
     finally:
         proc.stop()
     check(provider, raw)
@@ -105,10 +102,7 @@ def test_forward_mode_intercepted_provider_host(world):
         with httpx.Client(proxy=f"http://127.0.0.1:{forward_port}",
                           verify=ssl.create_default_context(cafile=str(bundle)),
                           trust_env=False, timeout=30) as c:
-            with c.stream("POST", f"{provider.url}/v1/messages", content=request(digest),
-                          headers={"x-api-key": KEY}) as resp:
-                assert resp.status_code == 200, proc.output()
-                raw = resp.read()
+            raw = stream_retrieving_turn(proc, c, f"{provider.url}/v1/messages", digest)
     finally:
         proc.stop()
     check(provider, raw)

@@ -1,4 +1,4 @@
-"""Local TLS pieces for forward-mode tests: a throwaway CA, server certificates, an HTTPS server.
+"""Local TLS pieces for tests: a throwaway CA, server certificates and contexts, an HTTPS server.
 
 Everything binds to 127.0.0.1. The server answers like a tiny provider: POST /v1/messages gets an
 Anthropic-shaped message, POST /v1/chat/completions an OpenAI-shaped one, anything else a JSON
@@ -86,6 +86,15 @@ def issue_cert(ca: LocalCA, directory: Path, names: list[str]) -> tuple[Path, Pa
                                            serialization.PrivateFormat.PKCS8,
                                            serialization.NoEncryption()))
     return cert_path, key_path
+
+
+def server_context(ca: LocalCA, directory: Path, names: list[str]) -> ssl.SSLContext:
+    """A server-side context holding a certificate for `names` issued by `ca` (an HTTPS
+    fake provider's)."""
+    cert, key = issue_cert(ca, directory, names)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    return context
 
 
 def _answer(path: str, doc: object) -> dict:
