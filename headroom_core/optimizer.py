@@ -6,14 +6,17 @@ DESIGN.md (compress new tool outputs, then fit the window) and issue 8 (LLMLingu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import math
 import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from .ccr import CCRStore
+from .ccr import CCRStore, content_hash, marker_hash
 from .compression.engine import CompressionConfig, HintProvider, compress_request
+from .compression.markers import has_marker
 from .fitting.compress_first import engine_compress_harder
 from .fitting.manager import FitConfig, fit_request
 from .fitting.windows import output_reserve
@@ -82,16 +85,18 @@ class RequestOptimizer:
         elif self.llmlingua is not None:  # loading, or failed: the request passes without it
             notes.append(f"llmlingua: model {self.llmlingua.state}; not applied")
 
-        originals = {o.message_index: o for o in request.tool_outputs()} if self.toin else {}
+        originals: dict[int, list] = {}  # message index -> its tool outputs as the client sent them
+        for o in request.tool_outputs() if self.toin else ():
+            originals.setdefault(o.message_index, []).append(o)
         hints = self._hint_provider(tenant)
-        report = compress_request(request, tenant=tenant, ccr=self.ccr,
-                                  config=self.compression, deadline=deadline, hints=hints)
+        report = compress_request(request, tenant=tenant, ccr=self.ccr, config=self.compression,
+                                  deadline=deadline, hints=hints, exact=False)
         changed |= report.changed
-        for t in report.transforms:
+        later = {p.index for p in report.pending}  # estimated counts: learnt from exact ones in _settle
+        for k, t in enumerate(report.transforms):
             done.append((t.kind, t.tokens_before, t.tokens_after))
-            source = originals.get(t.message_index)
-            if self.toin is not None and source is not None and t.tool_name:
-                self._learn(tenant, t, source.text)
+            if k not in later and self.toin is not None and t.tool_name and t.message_index in originals:
+                self._learn(tenant, t, originals[t.message_index])
         notes += [f"compression: {e}" for e in report.errors]
         if report.timed_out:
             notes.append("compression: time budget reached; remaining outputs left as they were")
@@ -102,9 +107,10 @@ class RequestOptimizer:
                                         config=self.compression, model=request.model, hints=hints)
         fit = fit_request(request, tenant=tenant, ccr=self.ccr, state_storage=self.fit_storage,
                           config=self.fit_config, headers=headers,
-                          toin=self.toin.view(tenant) if self.toin else None,
+                          toin=self.toin.view(tenant, self.ccr) if self.toin else None,
                           compress_harder=harder, deadline=deadline,
                           tokens_hint=report.tokens_after)
+        counted = before is not None
         before = report.tokens_before if before is None else before
         after = report.tokens_after
         if fit.fitted:
@@ -115,8 +121,28 @@ class RequestOptimizer:
             after = fit.tokens_after
         if not fit.fits:
             notes.append(f"fitting: request still exceeds the {fit.window}-token window")
-        return OptimizeOutcome(changed, before, after if changed else before,
-                               summarise(done), tuple(notes))
+        outcome = OptimizeOutcome(changed, before, after if changed else before,
+                                  summarise(done), tuple(notes))
+        if report.pending:  # outputs seen for the first time are counted after the request left
+            outcome = dataclasses.replace(outcome, settle=functools.partial(
+                self._settle, outcome, report, tenant, originals, counted))
+        return outcome
+
+    def _settle(self, outcome: OptimizeOutcome, report: Any, tenant: str, originals: dict,
+                counted: bool) -> OptimizeOutcome:
+        """`outcome` with exact counts where the engine decided on estimates (OptimizeOutcome.
+        settle; called off the request path), and TOIN taught with them."""
+        exact = report.settled()
+        extra: dict[str, int] = {}
+        for p in report.pending:
+            t = exact.transforms[p.index]
+            extra[t.kind] = extra.get(t.kind, 0) + t.tokens_before - report.transforms[p.index].tokens_before
+            if self.toin is not None and t.tool_name and t.message_index in originals:
+                self._learn(tenant, t, originals[t.message_index])
+        transforms = tuple(dataclasses.replace(s, tokens_before=s.tokens_before + extra.get(s.kind, 0))
+                           for s in outcome.transforms)
+        before = outcome.tokens_before + (0 if counted else exact.tokens_before - report.tokens_before)
+        return dataclasses.replace(outcome, tokens_before=before, transforms=transforms, settle=None)
 
     def _prose(self, request: "ProviderRequest", tenant: str, done: list, notes: list,
                deadline_s: float) -> bool:
@@ -155,7 +181,10 @@ class RequestOptimizer:
             if hit is not None:
                 return hit
             try:
-                hit = toin.hints(tenant, tool_name, output_signature(text), digest)
+                # A rendering the client sent back is never compressed again: no hints to fix,
+                # and its signature is no output's pattern.
+                hit = ToinHints() if has_marker(text) else \
+                    toin.hints(tenant, tool_name, output_signature(text), digest)
             except Exception:  # no hints rather than no compression; kept so renderings stay put
                 log.exception("headroom: TOIN hints unavailable")
                 hit = ToinHints()
@@ -171,8 +200,9 @@ class RequestOptimizer:
         limit = self.fit_config.windows.limit_for(request.model, headers)
         return math.ceil(tokens * limit.count_scale) + output_reserve(request.doc) > limit.window
 
-    def _learn(self, tenant: str, t: Any, original: str) -> None:
-        """TOIN counts each compressed output once (histories are re-sent every turn)."""
+    def _learn(self, tenant: str, t: Any, outputs: list) -> None:
+        """TOIN counts each compressed output once (histories are re-sent every turn), under
+        the pattern of the original the client sent, and remembers it for the marker's hash."""
         key = (tenant, t.hash)
         with self._learned_lock:
             if key in self._learned:
@@ -180,8 +210,13 @@ class RequestOptimizer:
             self._learned[key] = None
             if len(self._learned) > 50_000:
                 self._learned.pop(next(iter(self._learned)))
+        # One Anthropic message holds every result of parallel calls: find this one by its hash.
+        source = outputs[0] if len(outputs) == 1 else next(
+            (o for o in outputs if marker_hash(content_hash(o.text)) == t.hash), None)
+        if source is None:
+            return
         try:
-            self.toin.record_compression(tenant, t.tool_name, output_signature(original),
+            self.toin.record_compression(tenant, t.tool_name, output_signature(source.text),
                                          tokens_before=t.tokens_before,
                                          tokens_after=t.tokens_after, content_hash=t.hash)
         except Exception:  # learning must never fail a request

@@ -54,15 +54,18 @@ class Services:
 
     def learn_retrieval(self, tenant: str, digest: str, query: str) -> None:
         """TOIN learns that the model came back for a compressed tool output (whole, or the
-        part matching `query`). Called off the event loop; fitting's dropped turns and pasted
+        part matching `query`), under its original's pattern — the one its rendering scores
+        with (`Toin.origin`). Called off the event loop; fitting's dropped turns and pasted
         user text name no tool and teach nothing."""
         from .fitting.toin import output_signature
 
         entry = self.ccr.get(tenant, digest) if self.ccr is not None else None
         if entry is None or not entry.tool_name:
             return
-        self.toin_store().record_retrieval(tenant, entry.tool_name, output_signature(entry.text),
-                                           query=query or None, original=entry.text)
+        toin = self.toin_store()
+        tool, signature = toin.origin(tenant, entry.hash) or toin.remember_origin(
+            tenant, entry.hash, entry.tool_name, output_signature(entry.text))
+        toin.record_retrieval(tenant, tool, signature, query=query or None, original=entry.text)
 
     def storage(self, name: str, size_limit: int = 1 << 30) -> Storage:
         if name not in self.storages:

@@ -13,6 +13,7 @@ from collections import Counter, OrderedDict
 from dataclasses import dataclass
 
 from .. import bm25, tokens
+from ..compression.markers import RETRIEVE_TOOL, find_markers
 from ..wire.common import Endpoint
 from .toin import output_signature
 from .units import Conversation, Unit
@@ -39,6 +40,10 @@ _IDENTIFIER = re.compile(
     r"|\b[a-z]+[A-Z][A-Za-z0-9]+\b|\b[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*\b"  # camelCase, PascalCase
     r"|\b[0-9a-f]{7,40}\b")  # commit hashes, short ids
 _HEX_ONLY = re.compile(r"[0-9a-f]+")
+# Our own markers (the format of compression/markers.py, quotes JSON-escaped or not): the same
+# boilerplate in every rendering, which would make renderings reference and resemble each other.
+_MARKER_SPAN = re.compile(r'\[headroom: [^\n]*?call ' + RETRIEVE_TOOL +
+                          r'\(hash=\\?"[0-9a-f]{16,64}\\?"\) for the rest\]')
 
 
 @dataclass(frozen=True)
@@ -49,6 +54,9 @@ class UnitFeatures:
     identifiers: frozenset[str]
     patterns: tuple[tuple[str, str], ...]  # (tool name, output signature) of its tool results
     profile: str  # its most frequent terms, repeated by frequency: a short document for BM25
+    # (tool name, marker hash) of its tool results that are headroom renderings: TOIN learned
+    # the originals' patterns, which a rendering's own signature is not (scoring resolves them)
+    rendered: tuple[tuple[str, str], ...] = ()
 
 
 def error_level(text: str, flagged: bool = False) -> float:
@@ -123,12 +131,29 @@ def unit_text(conv: Conversation, unit: Unit, endpoint: Endpoint) -> str:
     return "\n".join(tokens.request_texts(body, endpoint))
 
 
+def rendering_hash(text: str) -> str | None:
+    """The marker hash of a headroom rendering (every marker in it names one original), else
+    None: an output that quotes markers of several originals is an output of its own."""
+    hashes = find_markers(text)
+    return hashes[0] if len(hashes) == 1 else None
+
+
 def compute_features(conv: Conversation, unit: Unit, endpoint: Endpoint,
                      model: str | None) -> UnitFeatures:
     text = unit_text(conv, unit, endpoint)
     flagged = any(r.is_error for r in unit.tool_results)
-    patterns = tuple(dict.fromkeys(
-        (r.tool_name, output_signature(r.text)) for r in unit.tool_results if r.tool_name))
+    patterns: dict[tuple[str, str], None] = {}
+    rendered: dict[tuple[str, str], None] = {}
+    for r in unit.tool_results:
+        if not r.tool_name:
+            continue
+        origin = rendering_hash(r.text)
+        if origin is not None:
+            rendered[(r.tool_name, origin)] = None
+        else:
+            patterns[(r.tool_name, output_signature(r.text))] = None
+    content = _MARKER_SPAN.sub(" ", text) if "[headroom: " in text else text
     return UnitFeatures(text=text, tokens=tokens.count_text(text, model),
-                        error=error_level(text, flagged), identifiers=identifiers_of(text),
-                        patterns=patterns, profile=term_profile(text))
+                        error=error_level(text, flagged), identifiers=identifiers_of(content),
+                        patterns=tuple(patterns), profile=term_profile(content),
+                        rendered=tuple(rendered))

@@ -13,6 +13,7 @@ mean, so weights need not sum to one.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from typing import Mapping, Sequence
@@ -22,6 +23,8 @@ from .features import UnitFeatures
 from .toin import ToinView
 
 FACTORS = ("recency", "semantic", "toin", "error", "reference")
+log = logging.getLogger("headroom.fitting")
+
 DEFAULT_WEIGHTS = {"recency": 0.30, "semantic": 0.25, "toin": 0.10, "error": 0.20, "reference": 0.15}
 QUERY_CHARS = 2000
 BM25_QUERY_CHARS = 600
@@ -149,6 +152,30 @@ def reference_scores(candidates: Sequence[int], all_feats: Sequence[UnitFeatures
     return out
 
 
+def toin_scores(feats: Sequence[UnitFeatures], toin: ToinView) -> list[float]:
+    """Per unit: the highest TOIN importance among its tool outputs' patterns. A rendering
+    counts with its original's pattern, resolved from its marker hash (memoised in TOIN).
+    TOIN unavailable: the factor is 0 rather than the request left over its window."""
+    memo: dict[tuple[str, str], float] = {}
+
+    def importance(pattern: tuple[str, str] | None) -> float:
+        if pattern is None:
+            return 0.0
+        if pattern not in memo:
+            memo[pattern] = toin.importance(*pattern)
+        return memo[pattern]
+
+    out = []
+    try:
+        for f in feats:
+            values = [importance(p) for p in f.patterns]
+            values += [importance(toin.rendering_pattern(h)) for _, h in f.rendered]
+            out.append(max(values, default=0.0))
+    except Exception:  # a storage outage
+        log.warning("TOIN unavailable for scoring; its factor counts 0", exc_info=True)
+    return out + [0.0] * (len(feats) - len(out))
+
+
 def score_units(candidates: Sequence[int], all_feats: Sequence[UnitFeatures], query: str, *,
                 config: ScoringConfig, toin: ToinView | None = None,
                 deadline: float | None = None) -> ScoringResult:
@@ -173,14 +200,7 @@ def score_units(candidates: Sequence[int], all_feats: Sequence[UnitFeatures], qu
 
     toin_values = [0.0] * n
     if toin is not None and weights.get("toin", 0.0) > 0:
-        memo: dict[tuple[str, str], float] = {}
-        for i, pos in enumerate(candidates):
-            best = 0.0
-            for pattern in all_feats[pos].patterns:
-                if pattern not in memo:
-                    memo[pattern] = toin.importance(*pattern)
-                best = max(best, memo[pattern])
-            toin_values[i] = best
+        toin_values = toin_scores([all_feats[pos] for pos in candidates], toin)
 
     errors = [all_feats[pos].error for pos in candidates]
     references = (reference_scores(candidates, all_feats)

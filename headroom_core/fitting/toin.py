@@ -5,6 +5,11 @@ signature, it counts compressions and retrievals (whole or by query) and which f
 asked for. That feeds two consumers: the context-fitting score (`importance`: outputs the model
 keeps retrieving are expensive to drop) and the compressors (`hints`: fields to keep).
 
+Scoring sees our renderings, not the originals TOIN learned from, and a rendering's own
+signature is not its original's. So TOIN also remembers, per tenant, the pattern behind each
+marker hash (`o:<hash>`, written when the compression is recorded); `origin()` answers it from
+an in-process memo — a re-sent history costs a dict lookup per rendering, never a signature.
+
 Hints obey DESIGN.md rule 2: they may shape only a tool result never rendered before. The first
 `hints()` call for a content hash stores the hints it returned (empty ones too) and every later
 call for that hash returns the same, so a result renders identically on every turn, after a
@@ -18,10 +23,11 @@ import json
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
+from ..compression.markers import HASH_LEN
 from ..storage.base import Storage
 
 GLOBAL_SCOPE = "global"
@@ -30,6 +36,8 @@ MAX_FIELDS = 40  # per pattern: the most asked-for fields are kept, the tail for
 MAX_PATTERNS = 1000  # per scope, for top_patterns
 HINT_FIELDS = 8  # fields handed to a compressor
 _IMPORTANCE_CACHE_S = 5.0  # scoring asks per request; stats move slowly
+ORIGIN_MEMO = 50_000  # marker hash -> pattern, per process (content-addressed: never stale)
+ORIGIN_RETRY_S = 30.0  # an unknown hash is asked again after this (another instance may learn it)
 TENANTS_NS = "toin:_tenants"  # tenants with patterns, for /stats (a tenant hash has no "_")
 MAX_TENANTS = 50
 
@@ -44,6 +52,13 @@ class ToinHints:
     @property
     def empty(self) -> bool:
         return not self.fields and self.retrieval_rate == 0.0
+
+
+class OriginalStore(Protocol):
+    """What `origin()` falls back on for a hash TOIN never saw compressed: the CCR store,
+    whose entries carry `.text`, `.tool_name` (None for dropped turns, pasted text)."""
+
+    def get(self, tenant: str, hash: str) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -165,6 +180,9 @@ class Toin:
         self._lock = threading.Lock()
         self._importance: dict[tuple[str, str], tuple[float, float]] = {}
         self._tenants_noted: set[str] = set()
+        # (tenant, marker hash) -> ((tool, signature) or None, when a miss was noted)
+        self._origins: "OrderedDict[tuple[str, str], tuple[tuple[str, str] | None, float]]" = \
+            OrderedDict()
 
     def _stats_ns(self, tenant: str) -> str:
         return f"toin:{GLOBAL_SCOPE if self._global else tenant}"
@@ -217,11 +235,12 @@ class Toin:
                            content_hash: str | None = None) -> None:
         """A tool output of this pattern was compressed.
 
-        Agents re-send their whole history every turn: with `content_hash` an output is
-        counted once, however many requests carry it.
+        `content_hash` is the marker hash its rendering names: the output is counted once,
+        however many requests carry it, and the rendering scores with this pattern (`origin`).
         """
         ns, pid = self._stats_ns(tenant), _pattern_id(tool_name, signature)
         if content_hash is not None:
+            self.remember_origin(tenant, content_hash, tool_name, signature)
             seen = f"s:{pid}:{content_hash}"
             if self._storage.get(ns, seen) is not None:
                 return
@@ -268,6 +287,52 @@ class Toin:
             return 0.0
         return min(1.0, retrievals / (self._count(ns, f"p:{pid}:c") + 1.0))
 
+    # --- renderings -> their originals' patterns ---------------------------------------------
+
+    def _memo_origin(self, key: tuple[str, str], pattern: tuple[str, str] | None) -> None:
+        with self._lock:
+            self._origins[key] = (pattern, self._clock())
+            self._origins.move_to_end(key)
+            while len(self._origins) > ORIGIN_MEMO:
+                self._origins.popitem(last=False)
+
+    def remember_origin(self, tenant: str, marker_hash: str, tool_name: str,
+                        signature: str) -> tuple[str, str]:
+        """Renderings whose markers name `marker_hash` stand for an output of this pattern.
+        Kept per tenant (the hash names the tenant's CCR entry), as long as hints are."""
+        key, pattern = (tenant, marker_hash[:HASH_LEN].lower()), (tool_name, signature)
+        self._storage.set(f"toin:{tenant}", f"o:{key[1]}", json.dumps(list(pattern)).encode(),
+                          ttl=RENDER_TTL_S)
+        self._memo_origin(key, pattern)
+        return pattern
+
+    def origin(self, tenant: str, marker_hash: str,
+               originals: OriginalStore | None = None) -> tuple[str, str] | None:
+        """(tool name, signature) of the original a rendering's marker names, or None.
+
+        Answered from the process memo, else TOIN's storage, else — for an output compressed
+        without TOIN seeing it (compress-first, TOIN data older than this map) — by signing
+        the original in `originals` once and remembering it. An unknown hash is asked again
+        only after ORIGIN_RETRY_S.
+        """
+        key = (tenant, marker_hash[:HASH_LEN].lower())
+        with self._lock:
+            hit = self._origins.get(key)
+            if hit is not None:
+                self._origins.move_to_end(key)
+        if hit is not None and (hit[0] is not None or self._clock() - hit[1] < ORIGIN_RETRY_S):
+            return hit[0]
+        stored = self._json(f"toin:{tenant}", f"o:{key[1]}", None)
+        if isinstance(stored, list) and len(stored) == 2 and all(isinstance(v, str) for v in stored):
+            pattern = (stored[0], stored[1])
+            self._memo_origin(key, pattern)
+            return pattern
+        entry = originals.get(tenant, key[1]) if originals is not None else None
+        if entry is not None and entry.tool_name:
+            return self.remember_origin(tenant, key[1], entry.tool_name, output_signature(entry.text))
+        self._memo_origin(key, None)
+        return None
+
     def hints(self, tenant: str, tool_name: str, signature: str, content_hash: str) -> ToinHints:
         """Hints for rendering the tool result whose content hash is given — stable per hash."""
         render_ns, key = f"toin:{tenant}", f"h:{content_hash}"
@@ -304,19 +369,25 @@ class Toin:
     def from_settings(cls, storage: Storage, settings: Any) -> "Toin":
         return cls(storage, global_scope=bool(settings.toin_global))
 
-    def view(self, tenant: str) -> "ToinView":
-        return ToinView(self, tenant)
+    def view(self, tenant: str, originals: OriginalStore | None = None) -> "ToinView":
+        return ToinView(self, tenant, originals)
 
 
 @dataclass(frozen=True)
 class ToinView:
-    """TOIN bound to one tenant: what scoring and the compressors call."""
+    """TOIN bound to one tenant: what scoring and the compressors call. `originals` (the CCR
+    store) resolves renderings TOIN never saw compressed."""
 
     toin: Toin
     tenant: str
+    originals: OriginalStore | None = None
 
     def importance(self, tool_name: str, signature: str) -> float:
         return self.toin.importance(self.tenant, tool_name, signature)
+
+    def rendering_pattern(self, marker_hash: str) -> tuple[str, str] | None:
+        """The (tool name, signature) of the original behind a rendering's marker hash."""
+        return self.toin.origin(self.tenant, marker_hash, self.originals)
 
     def hints(self, tool_name: str, signature: str, content_hash: str) -> ToinHints:
         return self.toin.hints(self.tenant, tool_name, signature, content_hash)

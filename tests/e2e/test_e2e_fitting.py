@@ -266,3 +266,89 @@ def test_flags_select_the_strategy(provider, tmp_path, flag, strategy):
         (flow,) = [f for f in io.FlowReader(f).stream() if f.request.path.startswith(A)]
     notes = flow.metadata["headroom"].get("notes", [])
     assert any(n.startswith("fitting:") and n.endswith(f"strategy {strategy}") for n in notes), notes
+
+
+# --- TOIN's importance reaches scoring for outputs headroom compressed ----------------------
+
+def issue_list(offset: int) -> str:
+    return json.dumps([{"id": offset + i, "state": "open" if i % 9 else "closed", "labels": ["bug"],
+                        "title": f"ticket {offset + i}"} for i in range(200)])
+
+
+def build_list(offset: int) -> str:
+    return json.dumps([{"build": offset + i, "status": "ok" if i % 9 else "queued", "branch": "main",
+                        "runner": f"runner {offset + i}"} for i in range(200)])
+
+
+def toin_conversation(issues: str, builds: str | None, fillers: int, tail: list[tuple[str, str]]) -> dict:
+    """An issue list (the oldest step), a build list of the same size, `fillers` bash steps."""
+    calls = [("x", "fetch_issues", {"repo": "web"}, issues)]
+    if builds is not None:
+        calls.append(("y", "fetch_builds", {"repo": "web"}, builds))
+    calls += [(f"{i:03d}", "bash", {"command": f"cat part-{i}.txt"}, part(i)) for i in range(fillers)]
+    msgs: list[dict] = [{"role": "user", "content": "Deploys are flaky; find out why."}]
+    for cid, name, args, out in calls:
+        msgs += [{"role": "assistant", "content": [
+                     {"type": "text", "text": f"Checking {name}."},
+                     {"type": "tool_use", "id": f"toolu_{cid}", "name": name, "input": args}]},
+                 {"role": "user", "content": [
+                     {"type": "tool_result", "tool_use_id": f"toolu_{cid}", "content": out}]}]
+    for said, asked in tail:
+        msgs += [{"role": "assistant", "content": said}, {"role": "user", "content": asked}]
+    return {"model": MODELS[A], "max_tokens": 256, "system": SYSTEM, "messages": msgs,
+            "tools": [{"name": n, "input_schema": {"type": "object"}}
+                      for n in ("bash", "fetch_issues", "fetch_builds")]}
+
+
+def sent_result(body: bytes, call_id: str) -> str | None:
+    """The tool result the provider received for `call_id` (None: left out)."""
+    for m in json.loads(body)["messages"]:
+        for block in m["content"] if isinstance(m["content"], list) else ():
+            if block.get("type") == "tool_result" and block["tool_use_id"] == call_id:
+                return block["content"]
+    return None
+
+
+def test_a_compressed_output_whose_pattern_the_model_retrieves_outlives_an_equal_one(provider, tmp_path):
+    """The model keeps coming back for issue lists once compressed. In a later conversation over
+    the window, a compressed issue list (older) and a compressed build list of the same size
+    compete: the issue list is kept, the build list dropped — scoring sees the renderings, and
+    learns their importance from their originals' pattern. TOIN's weight is raised so that the
+    factor, not the exact token counts, decides."""
+    from fake_provider import Reply
+
+    proc = start(provider, tmp_path, "--scoring-weights",
+                 "recency=0.30,semantic=0.25,toin=1.0,error=0.20,reference=0.15")
+    try:
+        with httpx.Client(base_url=proc.url, trust_env=False, timeout=60) as c:
+            def retrieve_the_issues(rec):
+                if b"toolu_r1" in rec.body:
+                    return None  # the continuation: the provider's ordinary answer
+                (digest,) = find_markers(sent_result(rec.body, "toolu_x"))
+                return Reply(body=retrieve_reply(A, digest, "state closed" if b"1?" in rec.body else None))
+
+            provider.handler = retrieve_the_issues
+            for k in range(3):
+                post(c, A, toin_conversation(issue_list(5000), None, 0, [("Looked.", f"Again {k}?")]))
+            assert len(provider.requests) == 6, "each turn retrieved once and was continued"
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # learned in a worker thread after the answer
+                rows = {r["tool"]: r for r in toin_rows(c)}
+                if rows.get("fetch_issues", {}).get("retrievals") == 3:
+                    break
+                time.sleep(0.1)
+            assert rows["fetch_issues"]["retrievals"] == 3
+
+            provider.reset()
+            doc = toin_conversation(issue_list(0), build_list(0), 30, [("Noted.", "What next?")])
+            post(c, A, doc)
+            body = provider.requests[0].body
+            rows = {r["tool"]: r for r in toin_rows(c)}
+    finally:
+        proc.stop()
+    assert len(fit_markers(A, json.loads(body))) == 1, "the window forced drops"
+    issues_sent, builds_sent = sent_result(body, "toolu_x"), sent_result(body, "toolu_y")
+    assert issues_sent is not None and find_markers(issues_sent), "the compressed issue list is kept"
+    assert builds_sent is None, "the equally old, never retrieved build list went first"
+    assert rows["fetch_issues"]["compressions"] == 2 and rows["fetch_issues"]["importance"] == 1.0
+    assert rows["fetch_builds"]["compressions"] == 1 and rows["fetch_builds"]["importance"] == 0.0
