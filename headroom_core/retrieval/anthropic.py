@@ -11,7 +11,7 @@ from typing import Any
 
 from ..wire.common import Endpoint
 from .answers import Answer, RetrieveCall
-from .common import LIMIT_NOTE, RoundFacts, summed_usage
+from .common import LIMIT_NOTE, RoundFacts, carried_to_insert, summed_usage
 from .tool import TOOL_NAME
 
 ENDPOINT = Endpoint.ANTHROPIC_MESSAGES
@@ -121,19 +121,16 @@ def reinsert(doc: dict, key: str, record: dict) -> bool:
         if not (isinstance(nxt, dict) and nxt.get("role") == "user"
                 and isinstance(nxt.get("content"), list)):
             return False
-        have = {b.get("id") for b in msg["content"] if isinstance(b, dict)}
-        calls = [c for c in record.get("calls", []) if c.get("id") not in have]
+        calls, results = carried_to_insert(record, msg["content"], "tool_use_id")
         if not calls:
             return False  # already there (the client kept it, or a second pass)
-        ids = {c.get("id") for c in calls}
-        results = [r for r in record.get("results", []) if r.get("tool_use_id") in ids]
         content = nxt["content"]
         at = 0
         for j, block in enumerate(content):
             if isinstance(block, dict) and block.get("type") == "tool_result":
                 at = j + 1
-        messages[i] = {**msg, "content": msg["content"] + copy.deepcopy(calls)}
-        messages[i + 1] = {**nxt, "content": content[:at] + copy.deepcopy(results) + content[at:]}
+        messages[i] = {**msg, "content": msg["content"] + calls}
+        messages[i + 1] = {**nxt, "content": content[:at] + results + content[at:]}
         return True
     return False
 

@@ -6,6 +6,7 @@ headroom answered `headroom_retrieve` calls and asked the provider to continue.
 
 from __future__ import annotations
 
+import copy
 import enum
 from dataclasses import dataclass, field
 from typing import Any, Iterable
@@ -84,6 +85,17 @@ def merge_usage(start: dict | None, delta: dict | None) -> dict | None:
     if isinstance(delta, dict):
         out.update({k: v for k, v in delta.items() if v is not None})
     return out
+
+
+def carried_to_insert(record: dict, present: list, answer_key: str) -> tuple[list, list]:
+    """The calls of a carried exchange (see each dialect's `carry_record`) not already among
+    `present` (the assistant message's own calls), and the results answering them (`answer_key`:
+    the field by which a result names its call); copies, ready to insert."""
+    have = {c.get("id") for c in present if isinstance(c, dict)}
+    calls = [c for c in record.get("calls", []) if c.get("id") not in have]
+    ids = {c.get("id") for c in calls}
+    results = [r for r in record.get("results", []) if r.get(answer_key) in ids]
+    return copy.deepcopy(calls), copy.deepcopy(results)
 
 
 @dataclass

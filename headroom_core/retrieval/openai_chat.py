@@ -11,7 +11,7 @@ from typing import Any
 
 from ..wire.common import Endpoint
 from .answers import Answer, RetrieveCall
-from .common import LIMIT_NOTE, RoundFacts, summed_usage
+from .common import LIMIT_NOTE, RoundFacts, carried_to_insert, summed_usage
 from .tool import TOOL_NAME
 
 ENDPOINT = Endpoint.OPENAI_CHAT
@@ -126,14 +126,11 @@ def reinsert(doc: dict, key: str, record: dict) -> bool:
             end += 1
         if end == i + 1:
             return False  # the client has not answered its calls yet
-        have = {c.get("id") for c in calls if isinstance(c, dict)}
-        ours = [c for c in record.get("calls", []) if c.get("id") not in have]
+        ours, results = carried_to_insert(record, calls, "tool_call_id")
         if not ours:
-            return False
-        ids = {c.get("id") for c in ours}
-        results = [r for r in record.get("results", []) if r.get("tool_call_id") in ids]
-        messages[i] = {**msg, "tool_calls": calls + copy.deepcopy(ours)}
-        messages[end:end] = copy.deepcopy(results)
+            return False  # already there
+        messages[i] = {**msg, "tool_calls": calls + ours}
+        messages[end:end] = results
         return True
     return False
 
