@@ -198,7 +198,7 @@ class HeadroomCore:
                                           **extra)
         ticket = replace(ticket, tokens_before=outcome.tokens_before,
                          tokens_after=outcome.tokens_after, transforms=outcome.transforms,
-                         notes=outcome.notes)
+                         notes=outcome.notes, settle=outcome.settle)
         if not outcome.changed:
             return replace(ticket, tokens_after=outcome.tokens_before), None
         body = jsonfmt.dumps(request.doc, jsonfmt.detect_style(raw))
@@ -268,6 +268,8 @@ class HeadroomCore:
         info = ticket.info
         if not info.route.is_upstream:
             return None  # our own endpoints and 404s are not provider requests
+        if ticket.settle is not None:
+            ticket = _settled(ticket)
         if ticket.tokens_before is not None and ticket.model and ticket.stream is not None:
             # The optimiser already parsed and counted this body: don't parse it twice.
             facts = accounting.RequestFacts(ticket.tokens_before, ticket.model, ticket.stream)
@@ -318,6 +320,20 @@ class HeadroomCore:
         self._account_pool.shutdown(wait=True)
         if self._optimize_pool is not None:
             self._optimize_pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _settled(ticket: Ticket) -> Ticket:
+    """The ticket with the optimiser's exact figures (OptimizeOutcome.settle), computed here,
+    off the request path; if that fails, the estimates stay and the failure is logged."""
+    try:
+        final = ticket.settle()
+    except Exception:
+        logger.exception("headroom: flow %s: exact token counts failed; estimates recorded",
+                         ticket.info.flow_id)
+        return replace(ticket, settle=None)
+    after = final.tokens_after if final.changed else final.tokens_before
+    return replace(ticket, tokens_before=final.tokens_before, tokens_after=after,
+                   transforms=final.transforms, settle=None)
 
 
 _CONTENT_FIELDS = ("system", "instructions", "messages", "input")

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Mapping, Protocol
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol
 
 from . import accounting
 from .errors import LocalResponse
@@ -27,6 +27,11 @@ class OptimizeOutcome:
     tokens_after: int
     transforms: tuple[TransformSummary, ...] = ()
     notes: tuple[str, ...] = ()
+    # Exact figures too slow for the request path (the token count of a tool output seen for
+    # the first time; the decisions were made on an estimate): until called, tokens_before and
+    # the transforms' tokens_before are estimates. finish() calls it, in the accounting worker
+    # after the response, and records the outcome it returns.
+    settle: Callable[[], "OptimizeOutcome"] | None = field(default=None, repr=False, compare=False)
 
 
 class Optimizer(Protocol):
@@ -103,6 +108,7 @@ class Ticket:
     error: str = ""  # why optimisation failed (the request went out unchanged)
     notes: tuple[str, ...] = ()
     overhead_ms: float = 0.0
+    settle: Callable[[], OptimizeOutcome] | None = field(default=None, repr=False, compare=False)
 
     def summary(self) -> dict[str, Any]:
         """A plain dict for flow.metadata (tnetstring-serialisable)."""
@@ -113,6 +119,8 @@ class Ticket:
                                "overhead_ms": round(self.overhead_ms, 3)}
         if self.tokens_before is not None:
             out.update(tokens_before=self.tokens_before, tokens_after=self.tokens_after)
+            if self.settle is not None:  # OptimizeOutcome.settle: made exact only at finish()
+                out["tokens_before_estimated"] = True
         if self.transforms:
             out["transforms"] = [asdict(t) for t in self.transforms]
         for name in ("model", "error", "refused"):
