@@ -1,4 +1,6 @@
-"""Exact token counts of large texts in bounded memory, and a memo so a re-sent text is free.
+"""Token counts for the engine: exact counts of large texts in bounded memory, a memo so a
+re-sent text is free, and a deterministic estimate so a first-seen output can be decided
+without counting it whole on the request path (`TextSize`).
 
 tiktoken returns every token as a Python int; for a 10 MB output that list alone is ~90 MB.
 Counting in chunks keeps memory flat and gives the same total, because chunks are cut only
@@ -68,6 +70,11 @@ class CountMemo:
         self._data: OrderedDict[tuple[str, str | None], int] = OrderedDict()
         self._lock = threading.Lock()
 
+    def peek(self, digest: str, model: str | None) -> int | None:
+        """The remembered count, or None; never counts."""
+        with self._lock:
+            return self._data.get((digest, model))
+
     def count(self, digest: str, text: str, model: str | None) -> int:
         key = (digest, model)
         with self._lock:
@@ -88,3 +95,64 @@ class CountMemo:
 
 
 COUNTS = CountMemo()
+
+
+# --- deciding without the exact count ------------------------------------------------------
+
+WINDOWS = 64  # the estimate counts this many windows...
+WINDOW_CHARS = 256  # ...of this many characters, one per equal stretch of the text
+EXACT_CHARS = 2 * WINDOWS * WINDOW_CHARS  # shorter texts are counted exactly (~1 ms at most)
+MARGIN = 0.35  # a threshold this close (relative) to an estimate is settled by the exact count
+
+
+def estimate(text: str, digest: str, model: str | None = None) -> int:
+    """Tokens in `text`, extrapolated from the density of WINDOWS sampled windows.
+
+    A pure function of the text: the windows' places come from its content hash (one in each
+    equal stretch, so neither a regular layout nor a block of unusual text fools it much).
+    Within about 2 % on logs, JSON, search results, diffs and code, within 10 % on text
+    mixing scripts, hex and whitespace in blocks (tests/compression/test_counting.py).
+    """
+    n = len(text)
+    if n <= EXACT_CHARS:
+        return count_exact(text, model)
+    count = tokens.counter_for(model)
+    state = int(digest[:16].ljust(16, "0"), 16)  # the windows' places: a generator seeded by the hash
+    stretch = n // WINDOWS
+    sampled = 0
+    for i in range(WINDOWS):
+        state = (state * 6364136223846793005 + 1442695040888963407) & 0xFFFFFFFFFFFFFFFF
+        start = i * stretch + (state >> 33) % (stretch - WINDOW_CHARS)
+        sampled += count(text[start:start + WINDOW_CHARS])
+    return max(1, round(sampled * n / (WINDOWS * WINDOW_CHARS)))
+
+
+class TextSize:
+    """The token count of one text, only as exact as the engine's decisions need.
+
+    Exact when the count is remembered or the text is short; otherwise `estimate`'s figure,
+    made exact by `sharpen` when a threshold falls within MARGIN of it (so a decision never
+    rests on the estimate's error) or by `settle` when an exact figure is wanted. Every
+    decision is a function of the text alone, so the renderings stay deterministic.
+    """
+
+    def __init__(self, text: str, digest: str, model: str | None, memo: CountMemo | None = None) -> None:
+        self.text, self.digest, self.model = text, digest, model
+        self.memo = COUNTS if memo is None else memo
+        known = self.memo.peek(digest, model)
+        if known is None and len(text) <= EXACT_CHARS:
+            known = self.memo.count(digest, text, model)
+        self.exact = known is not None
+        self.value = known if known is not None else estimate(text, digest, model)
+
+    def sharpen(self, threshold: float) -> int:
+        """The value, counted exactly first if `threshold` is too close to the estimate to call."""
+        if not self.exact and (1 - MARGIN) * self.value <= threshold <= (1 + MARGIN) * self.value:
+            self.settle()
+        return self.value
+
+    def settle(self) -> int:
+        if not self.exact:
+            self.value = self.memo.count(self.digest, self.text, self.model)
+            self.exact = True
+        return self.value

@@ -5,6 +5,13 @@ Per output: policy → memo → detect and compress → validate → store the o
 A rendering is a pure function of the output's text, its tool call and the user text before
 it (DESIGN rule 2), so a re-sent history renders byte-identically on every turn and after a
 restart; the in-process memo only makes that cheap. Any failure leaves that output as it was.
+
+Counting a 100k-token original exactly costs more than compressing it (~25 ms against ~10),
+so the size thresholds are decided on a deterministic estimate (counting.TextSize), counted
+exactly only when a threshold is too close to call. The exact counts of originals seen for
+the first time are then either taken before returning (the default) or left to the caller
+(`compress_request(..., exact=False)`: the report's `pending`, counted by `settled()`, which
+the proxy runs after the request has been forwarded).
 """
 
 from __future__ import annotations
@@ -22,7 +29,7 @@ from .. import tokens
 from ..ccr import CCRError, CCRStore, content_hash, marker_hash
 from ..wire.common import ProviderRequest, ToolOutput
 from .base import CompressContext
-from .counting import COUNTS, count_exact
+from .counting import COUNTS, TextSize, count_exact
 from .detect import detect_kind
 from .dispatch import compress_text
 from .markers import find_markers, has_marker
@@ -79,7 +86,20 @@ class TransformRecord:
 
 
 @dataclass(frozen=True)
+class PendingCount:
+    """An original whose exact count a report left for `settled()`: transform `index`'s."""
+
+    index: int
+    digest: str
+    text: str = field(repr=False)
+    model: str | None = None
+
+
+@dataclass(frozen=True)
 class CompressionReport:
+    """Token counts are exact unless `pending` names originals whose count is an estimate
+    (only with `compress_request(..., exact=False)`); `settled()` gives the exact report."""
+
     tokens_before: int
     tokens_after: int
     transforms: tuple[TransformRecord, ...]
@@ -87,10 +107,25 @@ class CompressionReport:
     timed_out: bool
     errors: tuple[str, ...]
     skipped: tuple[str, ...] = ()  # why eligible-looking outputs were left alone (policy, size)
+    pending: tuple[PendingCount, ...] = ()
+    before_given: bool = False  # tokens_before was the caller's count: settling keeps it
 
     @property
     def tokens_saved(self) -> int:
         return self.tokens_before - self.tokens_after
+
+    def settled(self) -> "CompressionReport":
+        """This report with every count exact: the pending originals are counted (once per
+        content: counting.COUNTS remembers them, so a re-sent output is never counted again)."""
+        if not self.pending:
+            return self
+        transforms = list(self.transforms)
+        for p in self.pending:
+            transforms[p.index] = dataclasses.replace(
+                transforms[p.index], tokens_before=COUNTS.count(p.digest, p.text, p.model))
+        before = self.tokens_before if self.before_given else \
+            self.tokens_after + sum(t.tokens_before - t.tokens_after for t in transforms)
+        return dataclasses.replace(self, tokens_before=before, transforms=tuple(transforms), pending=())
 
 
 @dataclass(frozen=True)
@@ -105,6 +140,15 @@ class OutputResult:
     omitted: int = 0
     unit: str = "lines"
     reason: str = "ok"
+    before_exact: bool = True  # False: tokens_before is counting.estimate's figure
+    model: str | None = None  # the tokenizer the counts are in
+
+    def with_exact_before(self) -> "OutputResult":
+        """The same result with the original's exact count where counting.COUNTS knows it."""
+        if self.before_exact:
+            return self
+        known = COUNTS.peek(self.full_hash, self.model)
+        return self if known is None else dataclasses.replace(self, tokens_before=known, before_exact=True)
 
 
 class _Memo:
@@ -184,33 +228,44 @@ def compress_output(text: str, *, tenant: str, ccr: CCRStore, config: Compressio
         MEMO.put(key, result)
     if result.text is not None:
         ccr.ensure(tenant, text, kind=result.kind, tool_name=tool_name, full_hash=digest)
-    return result
+    return result.with_exact_before()
 
 
 def _decide(text: str, digest: str, query: str, tool_name: str | None, config: CompressionConfig,
             model: str | None, shaped: tuple[tuple[str, ...], float] = ((), 0.0)) -> OutputResult:
     if len(text) * 4 < config.min_tokens:  # a token is at least one UTF-8 byte
-        return OutputResult(None, "", 0, 0, digest, reason="below min_tokens")
-    before = COUNTS.count(digest, text, model)
+        return OutputResult(None, "", 0, 0, digest, reason="below min_tokens", model=model)
+    size = TextSize(text, digest, model)
+    before = size.sharpen(config.min_tokens)
     if before < config.min_tokens:
-        return OutputResult(None, "", before, before, digest, reason="below min_tokens")
+        return _left(size, digest, "", "below min_tokens")
     if has_marker(text):
-        return OutputResult(None, "", before, before, digest, reason="already carries a headroom marker")
+        return _left(size, digest, "", "already carries a headroom marker")
     kind = detect_kind(text)
     ctx = CompressContext(hash=marker_hash(digest), query=query, tool_name=tool_name, harder=config.harder,
                           hint_fields=shaped[0], retrieval_rate=shaped[1])
     rendering = compress_text(text, ctx, kind)
     if rendering is None or rendering.text == text:
-        return OutputResult(None, str(kind), before, before, digest, reason="nothing to omit")
+        return _left(size, digest, str(kind), "nothing to omit")
     after = count_exact(rendering.text, model)
+    # The smallest original this rendering is worth it for: after <= before * (1 - min_savings)
+    # and after < before. Only an estimate within MARGIN of it is counted exactly.
+    least = max(after / (1.0 - config.min_savings), after + 1.0) if config.min_savings < 1.0 else float("inf")
+    before = size.sharpen(least)
     if after >= before or after > before * (1.0 - config.min_savings):
-        return OutputResult(None, rendering.kind, before, before, digest, reason="saving below min_savings")
+        return _left(size, digest, rendering.kind, "saving below min_savings")
     if rendering.kind == "json":
         json.loads(rendering.text)  # JSON in, JSON out; a failure here is caught per output
     if rendering.omitted.count and ctx.hash not in find_markers(rendering.text):
         raise AssertionError("a rendering omitted content without a marker naming its hash")
     return OutputResult(rendering.text, rendering.kind, before, after, digest,
-                        rendering.omitted.count, rendering.omitted.unit)
+                        rendering.omitted.count, rendering.omitted.unit, before_exact=size.exact, model=model)
+
+
+def _left(size: TextSize, digest: str, kind: str, reason: str) -> OutputResult:
+    """The original stays: both counts are its size (an estimate unless exact was needed)."""
+    return OutputResult(None, kind, size.value, size.value, digest, reason=reason,
+                        before_exact=size.exact, model=size.model)
 
 
 @dataclass
@@ -218,11 +273,18 @@ class _Run:
     transforms: list[TransformRecord] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    pending: list[PendingCount] = field(default_factory=list)
+
+    def add(self, record: TransformRecord, result: OutputResult | None, original: str) -> None:
+        """`result`: where the record's tokens_before came from (None: counted exactly here)."""
+        if result is not None and not result.before_exact:
+            self.pending.append(PendingCount(len(self.transforms), result.full_hash, original, result.model))
+        self.transforms.append(record)
 
 
 def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config: CompressionConfig,
                      deadline: float | None = None, tokens_before: int | None = None,
-                     hints: HintProvider | None = None) -> CompressionReport:
+                     hints: HintProvider | None = None, exact: bool = True) -> CompressionReport:
     """Compress `req.doc` in place. `deadline` is a `time.monotonic()` instant; past it the
     remaining outputs are left as they are (timed_out).
 
@@ -231,6 +293,11 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
     (exact counts of both texts), unless the caller already counted the original request
     and passes it. The two agree up to a token per replaced text where the request's texts
     are joined. `hints` shapes tool outputs only (see compress_output).
+
+    `exact=False` leaves the exact counts of originals seen for the first time to the caller:
+    their transforms (and `tokens_before`) carry the estimate the decision was made on, the
+    report's `pending` names them, and `report.settled()` counts them. Renderings are the same
+    either way; only when the counting happens differs.
     """
     if deadline is None and config.budget_ms:
         deadline = time.monotonic() + config.budget_ms / 1000.0
@@ -249,6 +316,7 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
                 timed_out = True
                 break
             _one_user_text(req, location, text, tenant, ccr, config, model, run)
+    given = tokens_before is not None
     if not run.transforms:
         if tokens_before is None:
             tokens_before = tokens.count_request(req.doc, endpoint)
@@ -257,8 +325,9 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
         tokens_after = tokens.count_request(req.doc, endpoint)
         if tokens_before is None:
             tokens_before = tokens_after + sum(t.tokens_before - t.tokens_after for t in run.transforms)
-    return CompressionReport(tokens_before, tokens_after, tuple(run.transforms), bool(run.transforms),
-                             timed_out, tuple(run.errors), tuple(run.skipped))
+    report = CompressionReport(tokens_before, tokens_after, tuple(run.transforms), bool(run.transforms),
+                               timed_out, tuple(run.errors), tuple(run.skipped), tuple(run.pending), given)
+    return report.settled() if exact else report
 
 
 def _source_of(text: str, tenant: str, ccr: CCRStore, config: CompressionConfig) -> str | None:
@@ -304,9 +373,10 @@ def _one_tool_output(req: ProviderRequest, out: ToolOutput, tenant: str, ccr: CC
     except Exception as e:  # fail open per output: this one goes out as it came
         run.errors.append(f"message {out.message_index} ({out.tool_name}): {type(e).__name__}: {e}")
         return
-    run.transforms.append(TransformRecord(result.kind, out.tool_name, before, result.tokens_after,
-                                          marker_hash(result.full_hash), out.message_index,
-                                          "tool_result", result.omitted, result.unit))
+    run.add(TransformRecord(result.kind, out.tool_name, before, result.tokens_after,
+                            marker_hash(result.full_hash), out.message_index,
+                            "tool_result", result.omitted, result.unit),
+            result if original is None else None, source)
 
 
 def _one_user_text(req: ProviderRequest, location: tuple, text: str, tenant: str, ccr: CCRStore,
@@ -327,6 +397,6 @@ def _one_user_text(req: ProviderRequest, location: tuple, text: str, tenant: str
     except Exception as e:
         run.errors.append(f"message {index} (user text): {type(e).__name__}: {e}")
         return
-    run.transforms.append(TransformRecord(result.kind, None, result.tokens_before, result.tokens_after,
-                                          marker_hash(result.full_hash), index, "user_text",
-                                          result.omitted, result.unit))
+    run.add(TransformRecord(result.kind, None, result.tokens_before, result.tokens_after,
+                            marker_hash(result.full_hash), index, "user_text",
+                            result.omitted, result.unit), result, text)

@@ -109,6 +109,30 @@ def test_count_text() -> None:
     assert tokens.count_text(SAMPLE, "gpt-4") == len(tokens.get_encoding("cl100k_base").encode_ordinary(SAMPLE))
 
 
+@pytest.mark.parametrize("name,model", [("o200k_base", None), ("cl100k_base", "gpt-4")])
+@pytest.mark.parametrize("text", [SAMPLE, "<|endoftext|><|endofprompt|><|fim_prefix|>", "é" * 3000,
+                                  "a lone \ud800 surrogate, from a JSON escape",
+                                  '[{"id":1,"x":"' + "ab " * 5000 + '"}]'])
+def test_the_counter_counts_what_encode_ordinary_returns(name: str, model: str | None, text: str) -> None:
+    expected = len(tokens.get_encoding(name).encode_ordinary(text))
+    assert tokens.counter_for(model)(text) == expected == tokens.count_text(text, model)
+
+
+def test_counter_without_tiktokens_buffer_falls_back_to_the_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    class Plain:  # an encoder from a tiktoken without the buffer API
+        _core_bpe = object()
+        encode_ordinary = staticmethod(tokens.get_encoding().encode_ordinary)
+
+    monkeypatch.setattr(tokens, "get_encoding", lambda name: Plain())
+    assert tokens._counter("o200k_base")(SAMPLE) == len(Plain.encode_ordinary(SAMPLE))
+
+
+def test_long_texts_are_counted_in_pieces_with_the_same_total() -> None:
+    text = "\n".join(f"line {i}: value={i * 7} ok" for i in range(40000))
+    assert len(text) > 1 << 18
+    assert tokens.count_text(text) == len(tokens.get_encoding().encode_ordinary(text))
+
+
 def _count(*pieces: str) -> int:
     return tokens.count_text("\n".join(pieces))
 
