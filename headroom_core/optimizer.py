@@ -6,6 +6,8 @@ DESIGN.md (compress new tool outputs, then fit the window) and issue 8 (LLMLingu
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import math
 import logging
 import threading
@@ -87,12 +89,13 @@ class RequestOptimizer:
         for o in request.tool_outputs() if self.toin else ():
             originals.setdefault(o.message_index, []).append(o)
         hints = self._hint_provider(tenant)
-        report = compress_request(request, tenant=tenant, ccr=self.ccr,
-                                  config=self.compression, deadline=deadline, hints=hints)
+        report = compress_request(request, tenant=tenant, ccr=self.ccr, config=self.compression,
+                                  deadline=deadline, hints=hints, exact=False)
         changed |= report.changed
-        for t in report.transforms:
+        later = {p.index for p in report.pending}  # estimated counts: learnt from exact ones in _settle
+        for k, t in enumerate(report.transforms):
             done.append((t.kind, t.tokens_before, t.tokens_after))
-            if self.toin is not None and t.tool_name and t.message_index in originals:
+            if k not in later and self.toin is not None and t.tool_name and t.message_index in originals:
                 self._learn(tenant, t, originals[t.message_index])
         notes += [f"compression: {e}" for e in report.errors]
         if report.timed_out:
@@ -107,6 +110,7 @@ class RequestOptimizer:
                           toin=self.toin.view(tenant, self.ccr) if self.toin else None,
                           compress_harder=harder, deadline=deadline,
                           tokens_hint=report.tokens_after)
+        counted = before is not None
         before = report.tokens_before if before is None else before
         after = report.tokens_after
         if fit.fitted:
@@ -117,8 +121,28 @@ class RequestOptimizer:
             after = fit.tokens_after
         if not fit.fits:
             notes.append(f"fitting: request still exceeds the {fit.window}-token window")
-        return OptimizeOutcome(changed, before, after if changed else before,
-                               summarise(done), tuple(notes))
+        outcome = OptimizeOutcome(changed, before, after if changed else before,
+                                  summarise(done), tuple(notes))
+        if report.pending:  # outputs seen for the first time are counted after the request left
+            outcome = dataclasses.replace(outcome, settle=functools.partial(
+                self._settle, outcome, report, tenant, originals, counted))
+        return outcome
+
+    def _settle(self, outcome: OptimizeOutcome, report: Any, tenant: str, originals: dict,
+                counted: bool) -> OptimizeOutcome:
+        """`outcome` with exact counts where the engine decided on estimates (OptimizeOutcome.
+        settle; called off the request path), and TOIN taught with them."""
+        exact = report.settled()
+        extra: dict[str, int] = {}
+        for p in report.pending:
+            t = exact.transforms[p.index]
+            extra[t.kind] = extra.get(t.kind, 0) + t.tokens_before - report.transforms[p.index].tokens_before
+            if self.toin is not None and t.tool_name and t.message_index in originals:
+                self._learn(tenant, t, originals[t.message_index])
+        transforms = tuple(dataclasses.replace(s, tokens_before=s.tokens_before + extra.get(s.kind, 0))
+                           for s in outcome.transforms)
+        before = outcome.tokens_before + (0 if counted else exact.tokens_before - report.tokens_before)
+        return dataclasses.replace(outcome, tokens_before=before, transforms=transforms, settle=None)
 
     def _prose(self, request: "ProviderRequest", tenant: str, done: list, notes: list,
                deadline_s: float) -> bool:
