@@ -4,7 +4,8 @@ A long agent conversation over a tiny window (`--model-limits FILE`): the provid
 fitted conversation (tool pairs whole, system + first user + last turns intact, one marker
 naming headroom_retrieve); the next turn re-applies the same drops byte for byte; the flags pick
 the strategy; retrieving the marker's hash gives the provider the dropped text; retrievals and
-compressions show up in /stats' TOIN section.
+compressions show up in /stats' TOIN section, and a compressed output whose pattern the model
+kept retrieving outlives an equal one when the window forces a drop.
 """
 
 from __future__ import annotations
