@@ -3,7 +3,8 @@
 - recency: position among the droppable units (oldest 0, newest 1);
 - semantic: similarity to the current task — MiniLM embeddings when the semantic extra is
   installed and loaded, BM25 otherwise — min-max scaled over the candidates;
-- toin: TOIN-learned importance of the unit's tool output patterns;
+- toin: TOIN-learned importance of the unit's tool output patterns (for a rendering of
+  ours, its original's pattern);
 - error: tracebacks, failures, non-zero exits, results flagged as errors;
 - reference: later messages mention its paths, ids or names.
 
@@ -22,9 +23,9 @@ from .. import bm25, embeddings
 from .features import UnitFeatures
 from .toin import ToinView
 
-FACTORS = ("recency", "semantic", "toin", "error", "reference")
 log = logging.getLogger("headroom.fitting")
 
+FACTORS = ("recency", "semantic", "toin", "error", "reference")
 DEFAULT_WEIGHTS = {"recency": 0.30, "semantic": 0.25, "toin": 0.10, "error": 0.20, "reference": 0.15}
 QUERY_CHARS = 2000
 BM25_QUERY_CHARS = 600
