@@ -22,7 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "retrieval"))
 
 from headroom_core.compression.markers import find_markers  # noqa: E402
 from headroom_core.tenancy import tenant_of  # noqa: E402
-from proxy_runner import ProxyProcess, headroom_proxy  # noqa: E402
+from proxy_runner import ProxyProcess, headroom_proxy, wait_for_addons  # noqa: E402
 from retrieval_streams import TOOL, a_retrieve, anthropic_body, chat_body  # noqa: E402
 
 pytestmark = pytest.mark.e2e
@@ -79,19 +79,6 @@ def conversation(path: str, tail: list[tuple[str, str]] = ()) -> dict:
     return {"model": MODELS[C], "max_tokens": 256, "messages": msgs,
             "tools": [{"type": "function", "function": {"name": n, "parameters": {"type": "object"}}}
                       for n in ("bash", "list_hosts")]}
-
-
-def wait_for_addons(url: str, timeout: float = 30.0) -> None:
-    """The port opens before mitmproxy has loaded the addons: wait for headroom's /health."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/health", trust_env=False, timeout=2).json().get("status") == "healthy":
-                return
-        except (httpx.HTTPError, ValueError):
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"headroom did not answer /health at {url}")
 
 
 def start(provider, tmp: Path, *flags: str) -> ProxyProcess:
