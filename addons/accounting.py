@@ -16,7 +16,7 @@ from mitmproxy import http
 
 from headroom_core.pipeline import ResponseInfo
 
-from .state import Shared
+from .state import Shared, header_values
 
 Chunks = bytes | Iterable[bytes]
 
@@ -40,10 +40,14 @@ def chain(first: Callable[[bytes], Chunks], tap: Callable[[bytes], bytes]) -> Ca
     return both
 
 
+_READ = (b"content-type", b"content-encoding")
+
+
 def _response_headers(headers: http.Headers) -> dict[str, str]:
     # Only what accounting reads, copied: the worker thread must not share mitmproxy's object.
-    return {"content-type": headers.get("content-type", ""),
-            "content-encoding": headers.get("content-encoding", "")}
+    found = header_values(headers, _READ)
+    return {"content-type": found.get("content-type", ""),
+            "content-encoding": found.get("content-encoding", "")}
 
 
 def retrieval_fields(flow: http.HTTPFlow) -> dict:
@@ -82,9 +86,10 @@ class Accounting:
             return
         if state.ticket.cache == "miss":
             resp.headers["x-headroom-cache"] = "miss"
-        if not is_event_stream(resp.headers.get("content-type", "")):
+        headers = _response_headers(resp.headers)
+        if not is_event_stream(headers["content-type"]):
             return
-        tap = self.shared.core.stream_tap(state.ticket, resp.headers.get("content-encoding", ""))
+        tap = self.shared.core.stream_tap(state.ticket, headers["content-encoding"])
         state.tap = tap
         resp.stream = chain(resp.stream, tap) if callable(resp.stream) else tap
 

@@ -1,9 +1,11 @@
 """headroom as mitmproxy addons: `mitmdump -s addons/headroom.py --mode reverse:...@8787`.
 
-The order of `addons` is the order of the request path:
+mitmproxy sees one addon, `Headroom` (addons/suite.py: one node instead of ten keeps mitmproxy's
+per-event dispatch cheap); its parts, in the order of the request path:
 options -> forward-mode tunnelling -> capture of the original body (mitmweb) -> routing ->
-local endpoints -> optimiser (admission, cache, compression) -> stream tap and accounting ->
-mitmweb annotation -> credential redaction (before mitmproxy saves a flow). Each is a thin adapter over `headroom_core` (see ARCHITECTURE.md).
+local endpoints -> optimiser (admission, cache, compression) -> retrieval (tool, relay) ->
+stream tap and accounting -> mitmweb annotation -> credential redaction (before mitmproxy saves
+a flow). Each is a thin adapter over `headroom_core` (see ARCHITECTURE.md).
 """
 
 # No `from __future__ import annotations`: mitmproxy loads this file as a script (not a
@@ -34,11 +36,12 @@ from headroom_addons.redact import RedactCredentials
 from headroom_addons.retrieval import Retrieval
 from headroom_addons.routing import Routing
 from headroom_addons.state import Shared
+from headroom_addons.suite import Headroom
 
 shared = Shared()
 _capture = CaptureOriginal()
 
-addons = [
+headroom = Headroom([
     HeadroomOptions(shared),
     ForwardMode(),
     _capture,
@@ -49,4 +52,5 @@ addons = [
     Accounting(shared),
     Annotate(_capture),
     RedactCredentials(),
-]
+])
+addons = [headroom]

@@ -177,6 +177,18 @@ def render_diff(flow: Any, sent: bytes) -> str:
     return (head + "\n\n" if head else "") + text
 
 
+def decoded_body(message: http.Message) -> bytes | None:
+    """message.get_content(strict=False), without its header lookup for a body that is not
+    content-encoded (then the raw body is the content)."""
+    raw = message.raw_content
+    if raw is None:
+        return None
+    for name, _ in message.headers.fields:
+        if name.lower() == b"content-encoding":
+            return message.get_content(strict=False)
+    return raw
+
+
 def original_of(flow: Any) -> bytes | None:
     value = getattr(flow, "metadata", {}).get(ORIGINAL_KEY)
     return value if isinstance(value, bytes) else None
@@ -311,7 +323,7 @@ class CaptureOriginal:
             return
         if flow.request.method != "POST" or flow.metadata.get(FORWARD_KEY) == "passthrough":
             return  # headroom changes only provider POSTs; forward traffic to others is not ours
-        body = flow.request.get_content(strict=False)
+        body = decoded_body(flow.request)
         if not body:
             return
         flow.metadata[ORIGINAL_KEY] = body  # same object as the flow's: no copy until changed
@@ -332,7 +344,11 @@ class CaptureOriginal:
 
     def forget_unchanged(self, flow: http.HTTPFlow) -> None:
         """Drop the copy when nothing changed: the body itself is the original."""
-        if flow.metadata.get(ORIGINAL_KEY) == flow.request.get_content(strict=False):
+        kept = flow.metadata.get(ORIGINAL_KEY)
+        if kept is None:
+            return  # nothing captured (or already forgotten)
+        # Most bodies go out untouched, as the very object captured: no decoding to compare.
+        if kept is flow.request.raw_content or kept == decoded_body(flow.request):
             flow.metadata.pop(ORIGINAL_KEY, None)
             entry = self._kept.pop(flow.id, None)
             if entry:

@@ -17,7 +17,7 @@ from headroom_core.routing import RouteKind
 from headroom_core.pipeline import tenant_from
 
 from .endpoints import make_response
-from .state import META_KEY, Shared, note
+from .state import META_KEY, Shared, body_of, note
 
 logger = logging.getLogger("headroom")
 
@@ -30,6 +30,11 @@ def strip_private_headers(headers: http.Headers) -> None:
     fields = headers.fields
     if any(name[:len(_PRIVATE)].lower() == _PRIVATE for name, _ in fields):
         headers.fields = tuple(f for f in fields if f[0][:len(_PRIVATE)].lower() != _PRIVATE)
+
+
+def has_private_headers(headers: dict[str, str]) -> bool:
+    """From header_dict(): does the request carry any x-headroom-* header?"""
+    return any(name.startswith(PRIVATE_HEADER_PREFIX) for name in headers)
 
 
 class Optimiser:
@@ -48,7 +53,7 @@ class Optimiser:
         core = self.shared.core
         original = req.raw_content
         info = RequestInfo(flow.id, req.method, state.client_path, state.headers,
-                           req.get_content(strict=False) or b"", state.route, req.timestamp_start)
+                           body_of(req, state.headers), state.route, req.timestamp_start)
         try:
             decision = await core.prepare(info)
             state.ticket = decision.ticket
@@ -69,4 +74,5 @@ class Optimiser:
             state.ticket = Ticket(info, tenant_from(state.headers), error=error)
             flow.metadata[META_KEY] = state.ticket.summary()
         finally:
-            strip_private_headers(req.headers)
+            if has_private_headers(state.headers):
+                strip_private_headers(req.headers)

@@ -34,7 +34,7 @@ from headroom_core.storage.factory import open_storage
 from headroom_core.tenancy import tenant_of
 from headroom_core.wire.common import Endpoint
 
-from .state import META_KEY, Shared, note
+from .state import META_KEY, FlowState, Shared, body_of, note
 
 logger = logging.getLogger("headroom")
 
@@ -136,18 +136,17 @@ class Retrieval:
             return
         try:
             self._start()
-            await self._prepare(flow, endpoint)
+            await self._prepare(flow, endpoint, state)
         except Exception as e:  # fail open: the request goes out as the optimiser left it
             logger.exception("headroom: flow %s: retrieval preparation failed", flow.id)
             note(flow, f"headroom: retrieval not offered ({type(e).__name__}: {e})")
 
-    async def _prepare(self, flow: http.HTTPFlow, endpoint: Endpoint) -> None:
+    async def _prepare(self, flow: http.HTTPFlow, endpoint: Endpoint, state: FlowState) -> None:
         req = flow.request
-        body = req.get_content(strict=False) or b""
+        body = body_of(req, state.headers)  # as the optimiser left it
         previous = _PREVIOUS.search(body) if endpoint is Endpoint.OPENAI_RESPONSES else None
         if _NEEDLE not in body and previous is None:
             return  # nothing in this request can need the tool: no parse, no lookup
-        state = self.shared.flows.get(flow.id)
         tenant = state.ticket.tenant if state is not None and state.ticket is not None \
             else tenant_of(req.headers)
 

@@ -28,11 +28,13 @@ except ImportError:  # pragma: no cover - forward mode not installed
         return False
 
 
-def apply_route(request: http.Request, r: Route) -> None:
+def apply_route(request: http.Request, r: Route, headers: dict[str, str] | None = None) -> None:
     """Address the request to the route's upstream; untouched fields stay as received.
 
     scheme, host and port are written to `request.data`, as mitmproxy's own layers do: the
     public setters would also rewrite the Host header, which is set once, right after.
+    `headers` (header_dict of the request, if at hand) spares a scan of the fields to read
+    the current Host header of an HTTP/1 request.
     """
     data = request.data
     data.scheme = r.scheme.encode()
@@ -40,7 +42,11 @@ def apply_route(request: http.Request, r: Route) -> None:
     data.port = r.port
     if request.path != r.path:
         request.path = r.path
-    if request.host_header != r.host_header:
+    if headers is not None and data.http_version.startswith(b"HTTP/1"):
+        current = headers.get("host")  # what host_header reads for HTTP/1
+    else:
+        current = request.host_header
+    if current != r.host_header:
         request.host_header = r.host_header
 
 
@@ -66,7 +72,7 @@ class Routing:
             else:
                 r = core.route(req.method, req.path, headers)
                 if r.kind is RouteKind.UPSTREAM:
-                    apply_route(req, r)
+                    apply_route(req, r, headers)
         except Exception as e:  # fail open: the flow goes to mitmproxy's own target
             logger.exception("headroom: flow %s: routing failed", flow.id)
             core.metrics.optimization_error("unknown", "", "internal")

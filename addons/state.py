@@ -30,6 +30,27 @@ def header_dict(headers: http.Headers) -> dict[str, str]:
     return out
 
 
+def header_values(headers: http.Headers, names: tuple[bytes, ...]) -> dict[str, str]:
+    """Only `names` (lower-case bytes) of header_dict(), in one pass over the raw fields: a
+    Headers.get costs a scan of every field per name asked."""
+    out: dict[str, str] = {}
+    for raw_name, raw_value in headers.fields:
+        lowered = raw_name.lower()
+        if lowered in names:
+            name = lowered.decode("latin-1")
+            value = raw_value.decode("utf-8", "surrogateescape")
+            out[name] = f"{out[name]}, {value}" if name in out else value
+    return out
+
+
+def body_of(message: http.Message, headers: dict[str, str]) -> bytes:
+    """message.get_content(strict=False) or b"", without its header lookup when `headers`
+    (header_dict of the same message) show no content-encoding: the body is then the raw one."""
+    if headers.get("content-encoding"):
+        return message.get_content(strict=False) or b""
+    return message.raw_content or b""
+
+
 @dataclass
 class FlowState:
     route: Route

@@ -107,9 +107,11 @@ class HeadroomCore:
         r = info.route
         headers = info.headers
         bypass = (headers.get(BYPASS_HEADER) or "").strip().lower() in _TRUE
-        if (self.admission is None and self.response_cache is None and r.is_upstream
-                and not (self.optimizer is not None and self.settings.optimize and not bypass)):
-            # The common path with nothing to decide: one Ticket, no hook.
+        optimize = self._should_optimize(info, bypass)
+        if (r.is_upstream and not optimize and self.admission is None
+                and (self.response_cache is None or not self.settings.cache or bypass)):
+            # The common path with nothing to decide (no admission, no cache lookup, a body the
+            # optimiser would not run on): one Ticket, no hook, no replace().
             return Decision(Action.FORWARD, Ticket(info, tenant_from(headers), bypass=bypass,
                                                    overhead_ms=_ms_since(t0)))
         ticket = Ticket(info, tenant_from(headers), bypass=bypass)
@@ -129,16 +131,15 @@ class HeadroomCore:
                 return Decision(Action.RESPOND, replace(ticket, overhead_ms=_ms_since(t0)),
                                 response=hit)
         body = None
-        if self._should_optimize(ticket):
+        if optimize:
             ticket, body = await self._optimize(ticket)
         ticket = replace(ticket, overhead_ms=_ms_since(t0))
         if body is not None:
             return Decision(Action.FORWARD_CHANGED, ticket, body=body)
         return Decision(Action.FORWARD, ticket)
 
-    def _should_optimize(self, ticket: Ticket) -> bool:
-        info = ticket.info
-        return (self.optimizer is not None and self.settings.optimize and not ticket.bypass
+    def _should_optimize(self, info: RequestInfo, bypass: bool) -> bool:
+        return (self.optimizer is not None and self.settings.optimize and not bypass
                 and info.method == "POST" and info.route.endpoint in OPTIMIZABLE
                 and len(info.body) >= max(1, self.settings.min_tokens))
 

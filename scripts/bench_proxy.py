@@ -2,10 +2,17 @@
 
 All three in front of the same fake provider (tests/fake_provider.py, its own process) on
 loopback. Measured per target: added latency of small requests (sequential, keep-alive),
-requests/s at concurrency 1, 10 and 50 (fixed request counts), the proxy's RSS after start and
-at its peak, and cold start (spawn to first proxied response). Writes bench-results/proxy.md.
+requests/s at concurrency 1, 10 and 50 (fixed request counts), the proxy process's CPU time per
+request (from /proc: the figure a busy shared machine disturbs least), the proxy's RSS after
+start and at its peak, and cold start (spawn to first proxied response). The targets take turns
+within each round, in an order reversed every other round (ABBA), and the report gives the
+median of the per-round ratios with their spread. Writes bench-results/proxy.md.
 
-    .venv/bin/python scripts/bench_proxy.py [--requests 500] [--quick]
+    .venv/bin/python scripts/bench_proxy.py [--rounds 8] [--quick] [--variant NAME=DIR ...]
+
+`--variant before=DIR` runs another headroom in the same rounds with PYTHONPATH=DIR (a folder
+holding `headroom_core` and `headroom_addons` of another revision, e.g. symlinks into a `git
+archive` of it): a before/after comparison under identical conditions.
 """
 
 from __future__ import annotations
@@ -15,7 +22,6 @@ import asyncio
 import json
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -24,26 +30,27 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from proxy_runner import clean_env, free_port  # noqa: E402
+from benchkit import (BIN, REPO, KeepAliveClient, Provider, clean_env, cpu_seconds,  # noqa: E402
+                      free_port, interleaved, mitmdump_argv, pct, rss_mb, spread, start_proxy,
+                      stop_process)
 
-BIN = Path(sys.executable).parent
 BODY = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [
     {"role": "user", "content": "Say hello in five words, please."}]}).encode()
 TARGETS = {"p50_added_ms": 1.0, "p99_added_ms": 5.0, "rps_c10_ratio": 0.85,
            "cold_start_s": 1.5, "rss_start_mb": 100.0}
+CONCURRENCY = (1, 10, 50)
+PROXIES = ("mitmdump", "headroom")
 
 
-def request_bytes(host: str) -> bytes:
-    return (f"POST /v1/messages HTTP/1.1\r\nHost: {host}\r\ncontent-type: application/json\r\n"
-            f"x-api-key: sk-bench\r\nanthropic-version: 2023-06-01\r\n"
-            f"content-length: {len(BODY)}\r\n\r\n").encode() + BODY
+def request_bytes(port: int) -> bytes:
+    return (f"POST /v1/messages HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"content-type: application/json\r\nx-api-key: sk-bench\r\n"
+            f"anthropic-version: 2023-06-01\r\ncontent-length: {len(BODY)}\r\n\r\n").encode() + BODY
 
 
-# --- a minimal keep-alive HTTP/1.1 client: cheap, so the proxy's cost is what is measured ---
+# --- load ----------------------------------------------------------------------------------------
 
 def _content_length(head: bytes) -> int:
     for line in head.split(b"\r\n"):
@@ -52,31 +59,9 @@ def _content_length(head: bytes) -> int:
     raise ValueError("benchmark responses carry content-length")
 
 
-class SyncClient:
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.req = request_bytes(f"127.0.0.1:{port}")
-        self.buf = b""
-
-    def call(self) -> int:
-        self.sock.sendall(self.req)
-        while b"\r\n\r\n" not in self.buf:
-            self.buf += self.sock.recv(65536)
-        head, _, rest = self.buf.partition(b"\r\n\r\n")
-        need = _content_length(head)
-        while len(rest) < need:
-            rest += self.sock.recv(65536)
-        self.buf = rest[need:]
-        return int(head.split(b" ", 2)[1])
-
-    def close(self) -> None:
-        self.sock.close()
-
-
 async def _worker(port: int, count: list[int], errors: list[int]) -> None:
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    req = request_bytes(f"127.0.0.1:{port}")
+    req = request_bytes(port)
     try:
         while count[0] > 0:
             count[0] -= 1
@@ -99,182 +84,149 @@ async def _throughput(port: int, concurrency: int, total: int) -> float:
     return total / elapsed
 
 
-# --- measurements ---
-
-@dataclass
-class Result:
-    name: str
-    latencies_ms: list[float] = field(default_factory=list)
-    rps: dict[int, list[float]] = field(default_factory=dict)  # one figure per round
-    rss_start_mb: float | None = None  # listening, no request yet
-    rss_first_mb: float | None = None  # after one request (tokenizer loaded)
-    rss_peak_mb: float | None = None
-    cold_starts: list[float] = field(default_factory=list)
-    cpu_s: float = 0.0  # the proxy process's CPU time over the load rounds
-    cpu_requests: int = 0
-
-    @property
-    def cpu_ms_per_request(self) -> float | None:
-        return 1000 * self.cpu_s / self.cpu_requests if self.cpu_requests else None
-
-    def rps_median(self, c: int) -> float:
-        return statistics.median(self.rps[c])
-
-    @property
-    def cold_start_s(self) -> float | None:
-        return statistics.median(self.cold_starts) if self.cold_starts else None
-
-    def pct(self, q: float) -> float:
-        data = sorted(self.latencies_ms)
-        return data[min(len(data) - 1, int(round(q * (len(data) - 1))))]
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process (all its threads), from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def rss_mb(pid: int) -> tuple[float, float]:
-    """(current, peak) resident set size of a process, in MB."""
-    fields = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            fields[key] = int(value.split()[0]) / 1024
-    return fields["VmRSS"], fields["VmHWM"]
-
-
 def latency(port: int, n: int, warmup: int) -> list[float]:
-    client = SyncClient(port)
+    """Milliseconds per request, sequential on one keep-alive connection."""
+    client = KeepAliveClient(port)
+    req = request_bytes(port)
     try:
-        for _ in range(warmup):
-            client.call()
         out = []
-        for _ in range(n):
-            t0 = time.perf_counter()
-            status = client.call()
-            out.append((time.perf_counter() - t0) * 1000)
-            if status != 200:
-                raise RuntimeError(f"status {status}")
+        for i in range(warmup + n):
+            ex = client.exchange(req)
+            if ex.status != 200:
+                raise RuntimeError(f"status {ex.status}")
+            if i >= warmup:
+                out.append(ex.total_s * 1000)
         return out
     finally:
         client.close()
 
 
-def first_response_after_spawn(argv: list[str], port: int, log: Path) -> tuple[float, subprocess.Popen]:
+# --- measurements ----------------------------------------------------------------------------------
+
+@dataclass
+class Result:
+    name: str
+    latencies_ms: list[float] = field(default_factory=list)  # pooled over rounds
+    round_latency: list[tuple[float, float]] = field(default_factory=list)  # (p50, p99) per round
+    rps: dict[int, list[float]] = field(default_factory=dict)  # one figure per round
+    cpu_ms: dict[int, list[float]] = field(default_factory=dict)  # proxy CPU per request, per round
+    rss_start_mb: float | None = None  # listening, no request yet
+    rss_first_mb: float | None = None  # after one request (tokenizer loaded)
+    rss_peak_mb: float | None = None
+    cold_starts: list[float] = field(default_factory=list)
+
+    def rps_median(self, c: int) -> float:
+        return statistics.median(self.rps[c])
+
+    def cpu_median(self, c: int) -> float | None:
+        return statistics.median(self.cpu_ms[c]) if self.cpu_ms.get(c) else None
+
+    @property
+    def cold_start_s(self) -> float | None:
+        return statistics.median(self.cold_starts) if self.cold_starts else None
+
+
+def first_response_after_spawn(argv: list[str], port: int, log: Path,
+                               env: dict[str, str]) -> tuple[float, subprocess.Popen]:
     """Spawn, then poll with a real request until one is proxied; seconds from spawn."""
-    out = open(log, "wb")
     t0 = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, env=clean_env(), cwd=REPO)
-    deadline = t0 + 60
-    while time.perf_counter() < deadline:
+    proc = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT, env=env,
+                            cwd=REPO)
+    while time.perf_counter() < t0 + 60:
         if proc.poll() is not None:
             raise RuntimeError(f"{argv[0]} exited: {log.read_text()[-2000:]}")
         try:
-            client = SyncClient(port)
+            client = KeepAliveClient(port)
             try:
-                if client.call() == 200:
+                if client.exchange(request_bytes(port)).status == 200:
                     return time.perf_counter() - t0, proc
             finally:
                 client.close()
         except (OSError, ValueError, IndexError):
             time.sleep(0.005)
+    stop_process(proc)
     raise RuntimeError("no proxied response within 60 s")
-
-
-def start_provider() -> tuple[subprocess.Popen, str]:
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); from fake_provider import FakeProvider;"
-            "p = FakeProvider().start(); print(p.url, flush=True); sys.stdin.read(); p.stop()")
-    proc = subprocess.Popen([sys.executable, "-c", code, str(REPO / "tests")],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    return proc, proc.stdout.readline().strip()
 
 
 def proxy_argv(kind: str, provider_url: str, port: int, tmp: Path) -> list[str]:
     if kind == "mitmdump":
-        return [str(BIN / "mitmdump"), "--mode", f"reverse:{provider_url}@{port}",
-                "--listen-host", "127.0.0.1", "--set", "connection_strategy=lazy",
-                "--set", "flow_detail=0", "--set", f"confdir={tmp / 'confdir'}"]
+        return mitmdump_argv(provider_url, port, tmp / "confdir")
     # --no-cache: the benchmark repeats one request, which the response cache would answer
     # itself after the first time; what is measured here is the forwarding path.
-    return [str(BIN / "headroom"), "proxy", "--port", str(port), "--data-dir", str(tmp / "data"),
-            "--anthropic-api-url", provider_url, "--openai-api-url", provider_url, "--no-cache"]
+    return [str(BIN / "headroom"), "proxy", "--port", str(port),
+            "--data-dir", str(tmp / f"data-{kind}"), "--anthropic-api-url", provider_url,
+            "--openai-api-url", provider_url, "--no-cache"]
 
 
-def wait_port(port: int, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"proxy exited: {log.read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.01)
-    raise RuntimeError("proxy did not listen within 60 s")
+def proxy_env(kind: str, variants: dict[str, str]) -> dict[str, str]:
+    """A variant runs with its own code first on the path."""
+    if kind in variants:
+        return clean_env(PYTHONPATH=variants[kind])
+    return clean_env()
 
 
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(15)
-
-
-def cold_starts(kinds: list[str], provider_url: str, tmp: Path, rounds: int,
-                results: dict[str, Result]) -> None:
+def cold_starts(provider_url: str, tmp: Path, rounds: int, results: dict[str, Result],
+                variants: dict[str, str]) -> None:
     """Spawn to first proxied response, `rounds` times per proxy, interleaved (the CA exists:
     a first, unmeasured start creates it)."""
-    for r in range(rounds + 1):
-        for kind in kinds:
-            port = free_port()
-            seconds, proc = first_response_after_spawn(proxy_argv(kind, provider_url, port, tmp),
-                                                       port, tmp / f"{kind}-cold.log")
-            stop(proc)
-            if r:
-                results[kind].cold_starts.append(seconds)
+    for r, kind in interleaved(list(results)[1:], rounds + 1):
+        port = free_port()
+        seconds, proc = first_response_after_spawn(proxy_argv(kind, provider_url, port, tmp),
+                                                   port, tmp / f"{kind}-cold.log",
+                                                   proxy_env(kind, variants))
+        stop_process(proc)
+        if r:
+            results[kind].cold_starts.append(seconds)
 
 
-def start_for_load(kind: str, provider_url: str, tmp: Path, result: Result) -> tuple[int, subprocess.Popen]:
+def start_for_load(kind: str, provider_url: str, tmp: Path, result: Result,
+                   variants: dict[str, str]):
     """Start a proxy for the load rounds; record its RSS idle and after a first request."""
     port = free_port()
-    log = tmp / f"{kind}.log"
-    proc = subprocess.Popen(proxy_argv(kind, provider_url, port, tmp), stdout=open(log, "wb"),
-                            stderr=subprocess.STDOUT, env=clean_env(), cwd=REPO)
-    wait_port(port, proc, log)
+    proxy = start_proxy(proxy_argv(kind, provider_url, port, tmp), port, tmp / f"{kind}.log",
+                        proxy_env(kind, variants))
     time.sleep(1.0)
-    result.rss_start_mb = rss_mb(proc.pid)[0]
-    client = SyncClient(port)
-    client.call()
-    client.close()
+    result.rss_start_mb = rss_mb(proxy.proc.pid)[0]
+    latency(port, 1, 0)
     time.sleep(2.0)  # the first request's accounting loads the tokenizer
-    result.rss_first_mb = rss_mb(proc.pid)[0]
-    return port, proc
+    result.rss_first_mb = rss_mb(proxy.proc.pid)[0]
+    return port, proxy
 
 
-def load_round(port: int, result: Result, args: argparse.Namespace,
-               proc: subprocess.Popen | None) -> None:
-    cpu0 = cpu_seconds(proc.pid) if proc else 0.0
-    result.latencies_ms += latency(port, args.requests, args.warmup)
-    for c in (1, 10, 50):
+def load_turn(port: int, pid: int | None, result: Result, args: argparse.Namespace) -> None:
+    """One target's turn in a round: the latency series, then each concurrency."""
+    lat = latency(port, args.requests, args.warmup)
+    result.latencies_ms += lat
+    result.round_latency.append((pct(lat, 0.5), pct(lat, 0.99)))
+    for c in CONCURRENCY:
+        cpu0 = cpu_seconds(pid) if pid else 0.0
         result.rps.setdefault(c, []).append(asyncio.run(_throughput(port, c, args.rps_requests)))
-    if proc:
-        result.cpu_s += cpu_seconds(proc.pid) - cpu0
-        result.cpu_requests += args.requests + args.warmup + 3 * args.rps_requests
+        if pid:
+            result.cpu_ms.setdefault(c, []).append(
+                1000 * (cpu_seconds(pid) - cpu0) / args.rps_requests)
+
+
+# --- report ----------------------------------------------------------------------------------------
+
+def _f(v: float | None, digits: int = 2) -> str:
+    return "–" if v is None else f"{v:.{digits}f}"
+
+
+def _spread(values: list[float], digits: int = 2, unit: str = "") -> str:
+    mid, lo, hi = spread(values)
+    return f"{mid:.{digits}f}{unit} ({lo:.{digits}f}–{hi:.{digits}f})"
 
 
 def report(results: dict[str, Result], args: argparse.Namespace) -> str:
     d, m, h = results["direct"], results["mitmdump"], results["headroom"]
-
-    def f(v: float | None, digits: int = 2) -> str:
-        return "–" if v is None else f"{v:.{digits}f}"
-
-    added50 = h.pct(0.5) - m.pct(0.5)
-    added99 = h.pct(0.99) - m.pct(0.99)
-    ratio10 = h.rps_median(10) / m.rps_median(10)
+    n = len(h.round_latency)
+    # Per-round comparisons: both proxies measured minutes apart, under the same load.
+    ratios = {c: [hv / mv for hv, mv in zip(h.rps[c], m.rps[c])] for c in CONCURRENCY}
+    d50 = [hl[0] - ml[0] for hl, ml in zip(h.round_latency, m.round_latency)]
+    d99 = [hl[1] - ml[1] for hl, ml in zip(h.round_latency, m.round_latency)]
+    cpu_delta = {c: [hv - mv for hv, mv in zip(h.cpu_ms[c], m.cpu_ms[c])] for c in CONCURRENCY}
+    added50, added99 = statistics.median(d50), statistics.median(d99)
+    ratio10 = statistics.median(ratios[10])
     ok = {"p50": added50 <= TARGETS["p50_added_ms"], "p99": added99 <= TARGETS["p99_added_ms"],
           "rps": ratio10 >= TARGETS["rps_c10_ratio"],
           "cold": (h.cold_start_s or 99) <= TARGETS["cold_start_s"],
@@ -288,84 +240,115 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> str:
     lines = [
         "# Proxy benchmark", "",
         f"{time.strftime('%Y-%m-%d %H:%M:%S')} · {platform.platform()} · {os.cpu_count()} CPUs "
-        f"(load average {os.getloadavg()[0]:.1f} at the end) · Python {platform.python_version()} "
-        f"· mitmproxy {mv.VERSION}", "",
+        f"(load average {args.load_before:.2f} before, {os.getloadavg()[0]:.2f} at the end) · "
+        f"Python {platform.python_version()} · mitmproxy {mv.VERSION}", "",
         f"A small non-streamed Anthropic request ({len(BODY)} B) to the fake provider on "
-        f"loopback. {args.rounds} rounds interleaving the three targets; per round "
-        f"{args.requests} sequential keep-alive requests after {args.warmup} warm-up (latency), "
-        f"then {args.rps_requests} requests at each concurrency (requests/s, median of rounds).",
-        "",
+        f"loopback. {n} rounds; in each, the targets take turns (direct, mitmdump, headroom, "
+        f"then the reverse order in the next round); a turn is {args.requests} sequential "
+        f"keep-alive requests after {args.warmup} warm-up (latency), then {args.rps_requests} "
+        f"requests at each concurrency (requests/s). Figures are medians over rounds, with the "
+        f"range over rounds in brackets; headroom-vs-mitmdump figures are taken per round "
+        f"(same minute, same machine load), then their median.", "",
         "| | direct | plain mitmdump | headroom | headroom vs mitmdump | target |",
         "|---|---:|---:|---:|---:|---|",
-        f"| latency p50 (ms) | {f(d.pct(.5), 3)} | {f(m.pct(.5), 3)} | {f(h.pct(.5), 3)} | "
-        f"{added50:+.3f} ms | ≤ +{TARGETS['p50_added_ms']} ms {mark('p50')} |",
-        f"| latency p99 (ms) | {f(d.pct(.99), 3)} | {f(m.pct(.99), 3)} | {f(h.pct(.99), 3)} | "
-        f"{added99:+.3f} ms | ≤ +{TARGETS['p99_added_ms']} ms {mark('p99')} |",
+        f"| latency p50 (ms) | {_f(pct(d.latencies_ms, .5), 3)} | {_f(pct(m.latencies_ms, .5), 3)} "
+        f"| {_f(pct(h.latencies_ms, .5), 3)} | {_spread(d50, 3, ' ms')} "
+        f"| ≤ +{TARGETS['p50_added_ms']} ms {mark('p50')} |",
+        f"| latency p99 (ms) | {_f(pct(d.latencies_ms, .99), 3)} | "
+        f"{_f(pct(m.latencies_ms, .99), 3)} | {_f(pct(h.latencies_ms, .99), 3)} | "
+        f"{_spread(d99, 3, ' ms')} | ≤ +{TARGETS['p99_added_ms']} ms {mark('p99')} |",
     ]
-    for c in (1, 10, 50):
+    for c in CONCURRENCY:
         target = f"≥ {TARGETS['rps_c10_ratio']}× {mark('rps')}" if c == 10 else ""
-        lines.append(f"| requests/s, concurrency {c} | {f(d.rps_median(c), 0)} | "
-                     f"{f(m.rps_median(c), 0)} | {f(h.rps_median(c), 0)} | "
-                     f"{h.rps_median(c) / m.rps_median(c):.2f}× | {target} |")
+        lines.append(f"| requests/s, concurrency {c} | {_f(d.rps_median(c), 0)} | "
+                     f"{_spread(m.rps[c], 0)} | {_spread(h.rps[c], 0)} | "
+                     f"{_spread(ratios[c], 2, '×')} | {target} |")
+    for c in CONCURRENCY:
+        lines.append(f"| proxy CPU per request at concurrency {c} (ms) | – | "
+                     f"{_spread(m.cpu_ms[c], 3)} | {_spread(h.cpu_ms[c], 3)} | "
+                     f"{_spread(cpu_delta[c], 3, ' ms')} | |")
     lines += [
-        f"| proxy CPU per request (ms) | – | {f(m.cpu_ms_per_request, 3)} | "
-        f"{f(h.cpu_ms_per_request, 3)} | {h.cpu_ms_per_request - m.cpu_ms_per_request:+.3f} ms "
-        f"| |",
-        f"| RSS after start, idle (MB) | – | {f(m.rss_start_mb, 1)} | {f(h.rss_start_mb, 1)} | | "
+        f"| RSS after start, idle (MB) | – | {_f(m.rss_start_mb, 1)} | {_f(h.rss_start_mb, 1)} | | "
         f"≤ {TARGETS['rss_start_mb']:.0f} {mark('rss')} |",
-        f"| RSS after the first request (MB) | – | {f(m.rss_first_mb, 1)} | "
-        f"{f(h.rss_first_mb, 1)} | | |",
-        f"| peak RSS over the run (MB) | – | {f(m.rss_peak_mb, 1)} | {f(h.rss_peak_mb, 1)} | | |",
-        f"| cold start to first proxied response (s), median | – | {f(m.cold_start_s)} | "
-        f"{f(h.cold_start_s)} | | ≤ {TARGETS['cold_start_s']} {mark('cold')} |",
-        f"| cold start, best of {len(h.cold_starts)} (s) | – | {f(min(m.cold_starts))} | "
-        f"{f(min(h.cold_starts))} | | |", "",
+        f"| RSS after the first request (MB) | – | {_f(m.rss_first_mb, 1)} | "
+        f"{_f(h.rss_first_mb, 1)} | | |",
+        f"| peak RSS over the run (MB) | – | {_f(m.rss_peak_mb, 1)} | {_f(h.rss_peak_mb, 1)} | | |",
+    ]
+    if h.cold_starts:
+        lines += [
+            f"| cold start to first proxied response (s), median | – | {_f(m.cold_start_s)} | "
+            f"{_f(h.cold_start_s)} | | ≤ {TARGETS['cold_start_s']} {mark('cold')} |",
+            f"| cold start, best of {len(h.cold_starts)} (s) | – | {_f(min(m.cold_starts))} | "
+            f"{_f(min(h.cold_starts))} | | |"]
+    variants = [r for name, r in results.items() if name not in ("direct", *PROXIES)]
+    if variants:
+        lines += ["", "Other headroom builds in the same rounds (`--variant`), each against plain "
+                  "mitmdump per round:", "",
+                  "| build | requests/s ratio, c10 | CPU per request, c10 (ms) | CPU added, c10 "
+                  "(ms) | p50 added (ms) | p99 added (ms) |", "|---|---:|---:|---:|---:|---:|"]
+        for r in [h, *variants]:
+            lines.append(
+                f"| {r.name} | {_spread([a / b for a, b in zip(r.rps[10], m.rps[10])], 2, '×')} "
+                f"| {_spread(r.cpu_ms[10], 3)} "
+                f"| {_spread([a - b for a, b in zip(r.cpu_ms[10], m.cpu_ms[10])], 3)} "
+                f"| {_spread([a[0] - b[0] for a, b in zip(r.round_latency, m.round_latency)], 3)} "
+                f"| {_spread([a[1] - b[1] for a, b in zip(r.round_latency, m.round_latency)], 3)} |")
+    lines += [
+        "",
         "headroom runs as `headroom proxy --no-cache` (otherwise the repeated request would be "
         "a response-cache hit), other options at their defaults (a console line per request, to "
         "a log file); plain mitmdump as `mitmdump --mode reverse:... --set flow_detail=0`. Cold "
         "start is spawn to the first 200 through the proxy, the CA already created. headroom's "
         "RSS after the first request includes the tiktoken o200k encoder, loaded by the first "
         "request's accounting (in a worker thread, after the response). Proxy CPU per request "
-        "(user + system time of the proxy process over the load rounds, all threads) is the "
-        "figure least disturbed by other work on a shared machine.",
+        "is the user + system time of the proxy process (all threads, from /proc/PID/stat) over "
+        "a concurrency run, divided by its requests: on a 2-core machine the client, the fake "
+        "provider and the proxy share the CPUs, so requests/s moves with whatever else runs, "
+        "while CPU per request moves much less.",
     ]
     return "\n".join(lines) + "\n"
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--requests", type=int, default=500)
-    parser.add_argument("--warmup", type=int, default=100)
+    parser.add_argument("--requests", type=int, default=300, help="latency requests per turn")
+    parser.add_argument("--warmup", type=int, default=50)
     parser.add_argument("--rps-requests", type=int, default=1000)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--cold-rounds", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--cold-rounds", type=int, default=5, help="0: skip cold starts")
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--out", default=str(REPO / "bench-results" / "proxy.md"))
+    parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
+                        help="also run headroom with PYTHONPATH=DIR, reported as NAME")
     args = parser.parse_args()
+    variants = dict(v.split("=", 1) for v in args.variant)
     if args.quick:
         args.requests, args.warmup, args.rps_requests, args.rounds, args.cold_rounds = \
-            100, 20, 300, 1, 2
-    provider, url = start_provider()
-    results = {kind: Result(kind) for kind in ("direct", "mitmdump", "headroom")}
-    procs: dict[str, subprocess.Popen] = {}
+            100, 20, 300, 2, 1
+    args.load_before = os.getloadavg()[0]
+    provider = Provider.fake()
+    url = provider.url
+    targets = ("direct", *PROXIES, *variants)
+    results = {kind: Result(kind) for kind in targets}
+    proxies = {}
     try:
         with tempfile.TemporaryDirectory() as tmp_name:
             tmp = Path(tmp_name)
-            cold_starts(["mitmdump", "headroom"], url, tmp, args.cold_rounds, results)
+            if args.cold_rounds:
+                cold_starts(url, tmp, args.cold_rounds, results, variants)
             ports = {"direct": int(url.rsplit(":", 1)[1])}
-            for kind in ("mitmdump", "headroom"):
-                ports[kind], procs[kind] = start_for_load(kind, url, tmp, results[kind])
-            # Rounds interleave the targets, so drift on a shared machine hits all of them.
-            for _ in range(args.rounds):
-                for kind, result in results.items():
-                    load_round(ports[kind], result, args, procs.get(kind))
-            for kind, proc in procs.items():
-                results[kind].rss_peak_mb = rss_mb(proc.pid)[1]
+            for kind in targets[1:]:
+                ports[kind], proxies[kind] = start_for_load(kind, url, tmp, results[kind],
+                                                            variants)
+            for _, kind in interleaved(targets, args.rounds):
+                pid = proxies[kind].proc.pid if kind in proxies else None
+                load_turn(ports[kind], pid, results[kind], args)
+            for kind, proxy in proxies.items():
+                results[kind].rss_peak_mb = rss_mb(proxy.proc.pid)[1]
     finally:
-        for proc in procs.values():
-            stop(proc)
-        provider.stdin.close()
-        provider.wait(15)
+        for proxy in proxies.values():
+            proxy.stop()
+        provider.stop()
     text = report(results, args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

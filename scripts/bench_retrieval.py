@@ -18,23 +18,19 @@ import argparse
 import json
 import os
 import platform
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests" / "e2e"))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchkit import (REPO, KeepAliveClient, Provider, free_port, mitmdump_argv,  # noqa: E402
+                      pct, start_proxy, wait_for_headroom)
+
 sys.path.insert(0, str(REPO / "tests" / "retrieval"))
-sys.path.insert(0, str(REPO))
 
-from proxy_runner import clean_env, free_port  # noqa: E402
-
-BIN = Path(sys.executable).parent
 KEY = "sk-bench-retrieval"
 ORIGINAL = "\n".join(f"12:00:{i % 60:02d} INFO step {i} ok" for i in range(300)) + "\nERROR NEEDLE\n"
 TARGETS = {"ttfb_added_ms": 5.0, "round_over_latency_ms": 10.0}
@@ -68,46 +64,7 @@ def run_provider(latency_ms: float) -> None:
     provider.stop()
 
 
-# --- proxies and a minimal streaming client -------------------------------------------------
-
-def start(argv: list[str], port: int, log: Path) -> subprocess.Popen:
-    proc = subprocess.Popen(argv, stdout=open(log, "wb"), stderr=subprocess.STDOUT,
-                            env=clean_env(), cwd=REPO)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{argv[0]} exited: {log.read_text()[-2000:]}")
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return proc
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError(f"{argv[0]} did not listen")
-
-
-def wait_for_addons(port: int) -> None:
-    """The port opens before mitmproxy has loaded the addons; headroom answers /health then."""
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
-                s.sendall(b"GET /health HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
-                if b'"healthy"' in s.recv(65536):
-                    return
-        except OSError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError("headroom's addons never answered /health")
-
-
-def stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(15)
-
+# --- the requests ------------------------------------------------------------------------------
 
 def request_body(kind: str, digest: str) -> bytes:
     """plain: no marker (not relayed); marked: a marker, no call; retrieve: a marker and a call."""
@@ -127,50 +84,21 @@ def request_body(kind: str, digest: str) -> bytes:
                        "tools": [{"name": "bash", "input_schema": {"type": "object"}}]}).encode()
 
 
-class Client:
-    """Keep-alive HTTP/1.1 over one socket; reads chunked SSE responses to the end."""
-
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.sock = socket.create_connection(("127.0.0.1", port))
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-
-    def turn(self, body: bytes) -> tuple[float, float]:
-        """(ms to the first SSE event, ms to the end of the response)."""
-        head = (f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1:{self.port}\r\n"
-                f"content-type: application/json\r\nx-api-key: {KEY}\r\n"
-                f"anthropic-version: 2023-06-01\r\ncontent-length: {len(body)}\r\n\r\n").encode()
-        t0 = time.perf_counter()
-        self.sock.sendall(head + body)
-        buf, first = b"", None
-        while True:
-            data = self.sock.recv(65536)
-            if not data:
-                raise RuntimeError("connection closed mid-response")
-            buf += data
-            if first is None and b"event:" in buf:
-                first = time.perf_counter()
-            if buf.endswith(b"\r\n0\r\n\r\n"):
-                break
-        end = time.perf_counter()
-        if b" 200 " not in buf[:20] or b"headroom_retrieve" in buf:
-            raise RuntimeError(f"unexpected response: {buf[:300]!r}")
-        return (first - t0) * 1000.0, (end - t0) * 1000.0
-
-    def close(self) -> None:
-        self.sock.close()
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+def turn(client: KeepAliveClient, body: bytes) -> tuple[float, float]:
+    """One streamed turn: (ms to the first SSE event, ms to the end of the response)."""
+    head = (f"POST /v1/messages HTTP/1.1\r\nhost: 127.0.0.1:{client.port}\r\n"
+            f"content-type: application/json\r\nx-api-key: {KEY}\r\n"
+            f"anthropic-version: 2023-06-01\r\ncontent-length: {len(body)}\r\n\r\n").encode()
+    ex = client.exchange(head + body, first_marker=b"event:")
+    if ex.status != 200 or b"headroom_retrieve" in ex.body:
+        raise RuntimeError(f"unexpected response: {ex.status} {ex.body[:300]!r}")
+    return ex.first_s * 1000.0, ex.total_s * 1000.0
 
 
 def measure(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
-    provider = subprocess.Popen([sys.executable, __file__, "--provider", str(args.latency_ms)],
-                                stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-    url = provider.stdout.readline().strip()
-    procs = []
+    provider = Provider([sys.executable, __file__, "--provider", str(args.latency_ms)])
+    url = provider.url
+    proxies = []
     try:
         from headroom_core.ccr import CCRStore, marker_hash
         from headroom_core.storage.disk import DiskStorage
@@ -180,31 +108,25 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
         digest = marker_hash(store.put(tenant_of({"x-api-key": KEY}), ORIGINAL, kind="log"))
         store.storage.close()
         plain_port, head_port = free_port(), free_port()
-        procs.append(start([str(BIN / "mitmdump"), "--mode", f"reverse:{url}@{plain_port}",
-                            "--listen-host", "127.0.0.1", "--set", "connection_strategy=lazy",
-                            "--set", "flow_detail=0", "--set", f"confdir={tmp / 'confdir'}"],
-                           plain_port, tmp / "mitmdump.log"))
-        procs.append(start([str(BIN / "mitmdump"), "-s", str(REPO / "addons" / "headroom.py"),
-                            "--mode", f"reverse:{url}@{head_port}", "--listen-host", "127.0.0.1",
-                            "--set", "connection_strategy=lazy", "--set", "flow_detail=0",
-                            "--set", f"confdir={tmp / 'confdir'}",
-                            "--set", f"headroom_data_dir={tmp / 'data'}",
-                            "--set", "headroom_cache=false", "--set", "headroom_quiet=true",
-                            "--set", f"headroom_anthropic_api_url={url}"],
-                           head_port, tmp / "headroom.log"))
-        wait_for_addons(head_port)
+        proxies.append(start_proxy(mitmdump_argv(url, plain_port, tmp / "confdir"), plain_port,
+                                   tmp / "mitmdump.log"))
+        proxies.append(start_proxy(mitmdump_argv(url, head_port, tmp / "confdir", {
+            "headroom_data_dir": str(tmp / "data"), "headroom_cache": "false",
+            "headroom_quiet": "true", "headroom_anthropic_api_url": url}), head_port,
+            tmp / "headroom.log"))
+        wait_for_headroom(head_port)
         bodies = {k: request_body(k, digest) for k in ("plain", "marked", "retrieve")}
         # One keep-alive connection per case, as one agent conversation would use.
-        cases = [("mitmdump plain", Client(plain_port), "plain"),
-                 ("headroom plain", Client(head_port), "plain"),
-                 ("headroom marked", Client(head_port), "marked"),
-                 ("headroom retrieve", Client(head_port), "retrieve")]
+        cases = [("mitmdump plain", KeepAliveClient(plain_port), "plain"),
+                 ("headroom plain", KeepAliveClient(head_port), "plain"),
+                 ("headroom marked", KeepAliveClient(head_port), "marked"),
+                 ("headroom retrieve", KeepAliveClient(head_port), "retrieve")]
         out: dict[str, list[float]] = {}
         for n in range(args.warmup + args.requests):
             for name, client, kind in cases:
                 if kind == "retrieve" and n % args.retrieve_every:
                     continue
-                first, total = client.turn(bodies[kind])
+                first, total = turn(client, bodies[kind])
                 if n >= args.warmup:
                     out.setdefault(name + " first", []).append(first)
                     out.setdefault(name + " total", []).append(total)
@@ -212,10 +134,9 @@ def measure(args: argparse.Namespace, tmp: Path) -> dict[str, list[float]]:
             client.close()
         return out
     finally:
-        for proc in procs:
-            stop(proc)
-        provider.stdin.close()
-        provider.wait(15)
+        for proxy in proxies:
+            proxy.stop()
+        provider.stop()
 
 
 def report(r: dict[str, list[float]], args: argparse.Namespace) -> str:
