@@ -216,3 +216,28 @@ async def test_console_lines_are_written_once_per_batch():
     core.finish_later(d.ticket, ResponseInfo(200, time.time()))
     await core.flush()
     assert len(writes) == 1
+
+
+async def test_the_no_decision_path_leaves_cache_and_admission_alone_when_they_do_not_apply():
+    class Cache:
+        looked_up = 0
+
+        async def lookup(self, ticket):
+            self.looked_up += 1
+            return None
+
+        def store(self, ticket, response):
+            pass
+
+    core = HeadroomCore(Settings(cache=False))
+    core.response_cache = cache = Cache()
+    d = await core.prepare(info(core, headers={"x-api-key": "k"}))
+    assert d.action is Action.FORWARD and d.ticket.cache == "off"
+    assert d.ticket.tenant.startswith("t_") and d.ticket.overhead_ms >= 0
+    core.configure(Settings(cache=True))
+    bypassed = await core.prepare(info(core, headers={"x-headroom-bypass": "yes"}))
+    assert bypassed.ticket.bypass and bypassed.ticket.cache == "off" and cache.looked_up == 0
+    looked = await core.prepare(info(core))
+    assert looked.ticket.cache == "miss" and cache.looked_up == 1
+    local = await core.prepare(info(core, "/health", b"", method="GET"))
+    assert local.action is Action.RESPOND and local.response.status == 200

@@ -80,3 +80,21 @@ def test_metric_values():
     assert found[("headroom_requests_total", err)] == 1
     assert found[("headroom_optimization_errors_total", (("model", "claude-x"),
                   ("provider", "anthropic"), ("reason", "timeout")))] == 1
+
+
+def test_repeated_observations_reuse_one_child_per_label_set():
+    m = Metrics()
+    for status in (200, 200, 429, 200):
+        m.observe(rec(status=status, latency_ms=10.0, usage=Usage(3, 1)))
+    m.optimization_error("openai", "", "exception")
+    m.optimization_error("openai", "", "exception")
+    found = {(s.name, tuple(sorted(s.labels.items()))): s.value
+             for f in text_string_to_metric_families(m.render().decode()) for s in f.samples}
+    ok = (("model", "claude-x"), ("provider", "anthropic"), ("status", "200"))
+    limited = (("model", "claude-x"), ("provider", "anthropic"), ("status", "429"))
+    assert found[("headroom_requests_total", ok)] == 3
+    assert found[("headroom_requests_total", limited)] == 1
+    assert found[("headroom_request_duration_seconds_count", ok)] == 3
+    assert found[("headroom_input_tokens_total", tuple(sorted(ok + (("kind", "uncached"),))))] == 9
+    assert found[("headroom_optimization_errors_total", (("model", "unknown"),
+                  ("provider", "openai"), ("reason", "exception")))] == 2
