@@ -9,13 +9,21 @@ was written by a common serializer (JSON.stringify, Python's json, httpx, serde_
 Not kept: whitespace other than one separator style (pretty-printed bodies come back with their
 separators but no indentation), the spelling of escapes inside strings (`\\/`, upper-case hex),
 and all but the last of duplicate keys.
+
+Bodies over BIG_TEXT characters (a 10 MB tool output) are read and written in pieces of at
+most PIECE characters per C-level call (`_Reader`, `_write_string`): the json module's scanner
+would otherwise hold the GIL for the whole body (~30-80 ms), during which the proxy's event
+loop, which shares it with the optimiser thread, cannot serve any other request. The results
+are the same as the whole-body calls (tests/core/test_jsonfmt_pieces.py).
 """
 
 from __future__ import annotations
 
+import codecs
 import json
 import re
 from dataclasses import dataclass
+from json.decoder import scanstring
 from json.encoder import encode_basestring, encode_basestring_ascii  # the C versions when built
 from typing import Any, Callable
 
@@ -63,6 +71,8 @@ _NON_ASCII_ESCAPE = re.compile(
     rb"\\u(?:00[89a-fA-F][0-9a-fA-F]|0[1-9a-fA-F][0-9a-fA-F]{2}|[1-9a-fA-F][0-9a-fA-F]{3})")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _SNIFF_TOKENS = 64  # separators looked at before giving up on finding both kinds
+BIG_TEXT = 1 << 20  # longer bodies and strings are read and written piece by piece
+PIECE = 1 << 18  # characters (or bytes) one C-level call may go through
 
 
 def detect_style(raw: bytes) -> JsonStyle:
@@ -96,10 +106,13 @@ def detect_style(raw: bytes) -> JsonStyle:
 
 
 def _has_non_ascii_escape(data: bytes) -> bool:
-    for match in _NON_ASCII_ESCAPE.finditer(data):
-        before = data[max(0, match.start() - 64):match.start()]
-        if (len(before) - len(before.rstrip(b"\\"))) % 2 == 0:  # not "\\u00e9": a backslash, then u00e9
-            return True
+    for window in range(0, len(data), PIECE):  # an escape is 6 bytes: windows overlap by 5
+        for match in _NON_ASCII_ESCAPE.finditer(data, window, min(len(data), window + PIECE + 5)):
+            if match.start() >= window + PIECE:
+                break
+            before = data[max(0, match.start() - 64):match.start()]
+            if (len(before) - len(before.rstrip(b"\\"))) % 2 == 0:  # not "\\u00e9": a backslash, then u00e9
+                return True
     return False
 
 
@@ -120,17 +133,165 @@ def loads(raw: bytes | str) -> Any:
     """Parse a JSON body strictly: UTF-8 only, no NaN/Infinity; numbers keep their literal."""
     if isinstance(raw, (bytes, bytearray, memoryview)):
         try:
-            text = bytes(raw).decode("utf-8")
+            text = _utf8(bytes(raw))
         except UnicodeDecodeError as e:
             raise JsonFormatError(f"body is not UTF-8: {e}") from None
     else:
         text = raw
     try:
-        return _DECODER.decode(text)
+        return decode_text(text, _DECODER)
     except JsonFormatError:
         raise
     except (ValueError, RecursionError) as e:  # JSONDecodeError, int digit limit, deep nesting
         raise JsonFormatError(str(e)) from None
+
+
+def decode_text(text: str, decoder: json.JSONDecoder | None = None) -> Any:
+    """`decoder.decode(text)` (default: `json.loads`'s), piece by piece for a large text;
+    raises what the decoder raises."""
+    decoder = decoder or _PLAIN
+    if len(text) <= BIG_TEXT:
+        return decoder.decode(text)
+    return _Reader(text, decoder.scan_once).document()
+
+
+def _utf8(data: bytes) -> str:
+    if len(data) <= BIG_TEXT:
+        return data.decode("utf-8")
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    parts = [decoder.decode(data[i:i + PIECE]) for i in range(0, len(data), PIECE)]
+    parts.append(decoder.decode(b"", True))
+    return "".join(parts)
+
+
+_WS = re.compile(r"[ \t\n\r]*")
+_STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # up to the closing quote
+_TRY_WHOLE = (1 << 10, 1 << 16)  # a container is first tried whole within windows this long
+_PLAIN = json.JSONDecoder()
+
+
+class _Reader:
+    """`_DECODER.decode(text)` for a large text, value by value.
+
+    A container that fits in a _TRY_WHOLE window is parsed by the C scanner in one call;
+    a larger one is walked member by member here. A string up to PIECE long is one call of the
+    C `scanstring`; a longer one is decoded in pieces cut where no escape sequence is split.
+    """
+
+    def __init__(self, text: str, scan: Callable[[str, int], tuple[Any, int]]) -> None:
+        self.text = text
+        self.scan = scan
+
+    def document(self) -> Any:
+        text = self.text
+        value, end = self.value(_WS.match(text, 0).end())
+        end = _WS.match(text, end).end()
+        if end != len(text):
+            raise json.JSONDecodeError("Extra data", text, end)
+        return value
+
+    def value(self, i: int) -> tuple[Any, int]:
+        text = self.text
+        if i >= len(text):
+            raise json.JSONDecodeError("Expecting value", text, i)
+        c = text[i]
+        if c == '"':
+            return self.string(i)
+        if c == "{" or c == "[":
+            for window in _TRY_WHOLE:
+                if len(text) - i <= window:
+                    return self._scan(i)
+                try:
+                    value, end = self.scan(text[i:i + window], 0)
+                except (StopIteration, ValueError, RecursionError):
+                    continue  # longer than the window (or invalid: the walk will say where)
+                return value, i + end
+            return self.object(i) if c == "{" else self.array(i)
+        return self._scan(i)
+
+    def _scan(self, i: int) -> tuple[Any, int]:
+        try:
+            return self.scan(self.text, i)
+        except StopIteration as e:
+            raise json.JSONDecodeError("Expecting value", self.text, e.value) from None
+
+    def object(self, i: int) -> tuple[dict, int]:
+        text, ws = self.text, _WS.match
+        out: dict = {}
+        i = ws(text, i + 1).end()
+        if text[i:i + 1] == "}":
+            return out, i + 1
+        while True:
+            if text[i:i + 1] != '"':
+                raise json.JSONDecodeError("Expecting property name enclosed in double quotes", text, i)
+            key, i = self.string(i)
+            i = ws(text, i).end()
+            if text[i:i + 1] != ":":
+                raise json.JSONDecodeError("Expecting ':' delimiter", text, i)
+            out[key], i = self.value(ws(text, i + 1).end())
+            i = ws(text, i).end()
+            c = text[i:i + 1]
+            if c == "}":
+                return out, i + 1
+            if c != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+            i = ws(text, i + 1).end()
+
+    def array(self, i: int) -> tuple[list, int]:
+        text, ws = self.text, _WS.match
+        out: list = []
+        i = ws(text, i + 1).end()
+        if text[i:i + 1] == "]":
+            return out, i + 1
+        while True:
+            item, i = self.value(i)
+            out.append(item)
+            i = ws(text, i).end()
+            c = text[i:i + 1]
+            if c == "]":
+                return out, i + 1
+            if c != ",":
+                raise json.JSONDecodeError("Expecting ',' delimiter", text, i)
+            i = ws(text, i + 1).end()
+
+    def string(self, i: int) -> tuple[str, int]:
+        """The string literal at `i` (a quote) and the index after it."""
+        text, n = self.text, len(self.text)
+        pos = i + 1
+        while True:  # find the closing quote, one window at a time
+            limit = min(n, pos + PIECE)
+            end = _STRING_BODY.match(text, pos, limit).end()
+            if limit < n and (end == limit or (end == limit - 1 and text[end] == "\\")):
+                pos = end  # the window ended inside the string (or inside an escape)
+                continue
+            break
+        if end - i <= PIECE:
+            return scanstring(text, i + 1, True)
+        parts = []
+        a = i + 1
+        while a < end:
+            b = _string_cut(text, a, end)
+            parts.append(scanstring(text[a:b] + '"', 0, True)[0])
+            a = b
+        if end >= n or text[end] != '"':
+            raise json.JSONDecodeError("Unterminated string starting at", text, i)
+        return "".join(parts), end + 1
+
+
+def _string_cut(text: str, a: int, end: int) -> int:
+    """Where to end a piece of the escaped string text[a:end]: about PIECE on, at a place with
+    no backslash in the 6 characters before it, so no escape (at most 6 long, and a surrogate
+    pair's second half starts with one) is cut. Without such a place nearby, the rest is one piece."""
+    cut = a + PIECE
+    if cut >= end:
+        return end
+    floor = max(a + 1, cut - 4096)
+    while cut > floor:
+        slash = text.rfind("\\", max(a, cut - 6), cut)
+        if slash == -1:
+            return cut
+        cut = slash
+    return end
 
 
 def _writer(encode_str: Callable[[str], str], item_sep: str, key_sep: str) -> Callable[[Any], str]:
@@ -141,7 +302,7 @@ def _writer(encode_str: Callable[[str], str], item_sep: str, key_sep: str) -> Ca
     def write(value: Any) -> str:
         kind = type(value)
         if kind is str:
-            return encode_str(value)
+            return encode_str(value) if len(value) <= BIG_TEXT else _write_string(encode_str, value)
         if kind is dict:
             return "{" + item_sep.join([encode_str(k if type(k) is str else _key(k)) + key_sep + write(v)
                                         for k, v in value.items()]) + "}"
@@ -193,6 +354,12 @@ def _coerce(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
+def _write_string(encode_str: Callable[[str], str], value: str) -> str:
+    """`encode_str(value)` for a long string, escaped a piece at a time (escaping works on single
+    code points, so any cut gives the same text)."""
+    return '"' + "".join([encode_str(value[i:i + PIECE])[1:-1] for i in range(0, len(value), PIECE)]) + '"'
+
+
 _WRITERS: dict[JsonStyle, Callable[[Any], str]] = {}
 
 
@@ -208,9 +375,12 @@ def dumps(doc: Any, style: JsonStyle = COMPACT) -> bytes:
         write = _WRITERS[style] = _writer(encode_str, style.item_sep, style.key_sep)
     text = write(doc)
     if style.ensure_ascii:
-        return text.encode("ascii")
+        return text.encode("ascii") if len(text) <= BIG_TEXT else \
+            b"".join([text[i:i + PIECE].encode("ascii") for i in range(0, len(text), PIECE)])
     try:
-        return text.encode("utf-8")
+        if len(text) <= BIG_TEXT:
+            return text.encode("utf-8")
+        return b"".join([text[i:i + PIECE].encode("utf-8") for i in range(0, len(text), PIECE)])
     except UnicodeEncodeError:
         # Lone surrogates (from "\ud800" escapes) have no UTF-8 form: escape them as they came.
         return _SURROGATE.sub(_escape_surrogate, text).encode("utf-8")

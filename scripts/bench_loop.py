@@ -1,4 +1,5 @@
-"""`make bench-loop`: does compressing a huge tool output slow other requests down?
+"""`make bench-loop`: does compressing a huge tool output slow other requests down, and what
+does optimising add to the latency of a request carrying a fresh 100k-token tool output?
 
 One mitmdump process (`-s addons/headroom.py`, reverse mode) in front of the fake provider,
 which runs in a process of its own (so its parsing of the big body does not compete with the
@@ -7,6 +8,12 @@ baseline), then while a request carrying a 10 MB tool output goes through the sa
 The delay of a small request is its latency minus the baseline's median. Reported: the small
 requests that overlapped the big one, their delay p50 / p99 / max, and how the big one went.
 Writes bench-results/loop.md and prints it. Target (issue 3): ≤ 50 ms.
+
+Added latency: requests each carrying a tool output never seen before (~100k tokens; a new seed
+every time, so no memo helps) go alternately through a proxy with optimisation on and one with
+`headroom_optimize=false`, both in front of the same provider; reported per output kind, p50 /
+p99 of each and of the paired difference (on minus off). Target (issue 3): compression of a
+100k-token output ≤ 20 ms p50 / ≤ 100 ms p99.
 """
 
 from __future__ import annotations
@@ -49,6 +56,79 @@ def big_body(kind: str, size: int = 10_000_000) -> bytes:
         {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_big",
                                       "content": w.text}]}],
         "tools": [{"name": w.tool_name, "input_schema": {"type": "object"}}]}).encode()
+
+
+FRESH_KINDS = {  # generator, size parameter, a size near 100k tokens (scaled exactly below)
+    "incident log": (W.incident_log, "lines", 2650), "issue-tracker JSON": (W.issue_json, "n", 135),
+    "database rows": (W.db_rows, "n", 1400), "code search": (W.code_search, "hits", 4300),
+    "test-runner output": (W.test_output, "n", 5000)}
+
+
+def fresh_body(kind: str, seed: int, target: int = 100_000) -> tuple[bytes, int]:
+    """An Anthropic request whose one tool result is a never-seen ~`target`-token output."""
+    from headroom_core.tokens import count_text
+
+    gen, param, base = FRESH_KINDS[kind]
+    w = gen(seed=seed, **{param: base})
+    n = count_text(w.text)
+    if abs(n - target) > target // 50:
+        w = gen(seed=seed, **{param: max(1, round(base * target / n))})
+        n = count_text(w.text)
+    body = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 256, "messages": [
+        {"role": "user", "content": w.query},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": w.tool_name,
+                                           "input": w.tool_args}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": w.text}]}],
+        "tools": [{"name": w.tool_name, "input_schema": {"type": "object"}}]}).encode()
+    return body, n
+
+
+def added_latency(on_url: str, off_url: str, runs: int) -> list[dict]:
+    """Per kind: latency of fresh-output requests with optimisation on and off, alternating."""
+    rows = []
+    seed = 1000
+    with httpx.Client(base_url=on_url, trust_env=False, timeout=60) as on, \
+            httpx.Client(base_url=off_url, trust_env=False, timeout=60) as off:
+        for _ in range(3):  # first requests load the optimiser, the tokenizer, TOIN's store
+            seed += 1
+            body, _ = fresh_body("incident log", seed)
+            for c in (on, off):
+                assert c.post("/v1/messages", content=body, headers=HEADERS).status_code == 200
+        for kind in FRESH_KINDS:
+            lat: dict[str, list[float]] = {"on": [], "off": []}
+            tokens = []
+            for i in range(runs):
+                seed += 1
+                body, n = fresh_body(kind, seed)
+                tokens.append(n)
+                order = (("on", on), ("off", off)) if i % 2 == 0 else (("off", off), ("on", on))
+                for name, c in order:
+                    t0 = time.perf_counter()
+                    resp = c.post("/v1/messages", content=body, headers=HEADERS)
+                    lat[name].append((time.perf_counter() - t0) * 1000)
+                    assert resp.status_code == 200
+            stats = on.get("/stats").json()
+            diff = [a - b for a, b in zip(lat["on"], lat["off"])]
+            rows.append({"kind": kind, "tokens": statistics.median(tokens), "runs": runs,
+                         "on50": pct(lat["on"], 0.5), "on99": pct(lat["on"], 0.99),
+                         "off50": pct(lat["off"], 0.5), "off99": pct(lat["off"], 0.99),
+                         "d50": pct(diff, 0.5), "d99": pct(diff, 0.99), "saved": stats["tokens"]["saved"],
+                         "errors": stats["requests"]["errors"]})
+    return rows
+
+
+def latency_report(rows: list[dict]) -> str:
+    lines = ["", "# Added latency of a fresh ~100k-token tool output (optimise on vs `headroom_optimize=false`)", "",
+             f"Load average {', '.join(f'{x:.1f}' for x in os.getloadavg())} at the end. Each request carries a tool "
+             "output never seen before; on and off alternate over the same bodies; the difference is paired "
+             "per body. Includes mitmproxy's own handling of the ~400 KB body in both columns.", "",
+             "| output | tokens | runs | off p50 / p99 | on p50 / p99 | added p50 | added p99 | target |",
+             "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in rows:
+        ok = "✓" if r["d50"] <= 20 and r["d99"] <= 100 else "✗"
+        lines.append(f"| {r['kind']} | {r['tokens']:,.0f} | {r['runs']} | {r['off50']:.1f} / {r['off99']:.1f} ms | "
+                     f"{r['on50']:.1f} / {r['on99']:.1f} ms | {r['d50']:.1f} ms | {r['d99']:.1f} ms | ≤20 / ≤100 ms {ok} |")
+    return "\n".join(lines) + "\n"
 
 
 def pct(xs: list[float], q: float) -> float:
@@ -158,24 +238,38 @@ def report(rows: list[dict]) -> str:
 
 
 def main() -> None:
-    kinds = sys.argv[1:] or ["log", "json"]
+    """Arguments pick the parts: `log`, `json` (the 10 MB cases), `latency` (fresh 100k outputs);
+    none: all three. BENCH_RUNS sets the latency runs per kind (default 20)."""
+    parts = sys.argv[1:] or ["log", "json", "latency"]
+    kinds = [k for k in parts if k in ("log", "json")]
     tmp = Path(tempfile.mkdtemp(prefix="headroom-bench-loop-"))
     provider = ProviderProcess()
+    rows: list[dict] = []
+    latency: list[dict] = []
     try:
-        proxy = mitmdump(provider.url, tmp / "proxy.log", tmp / "confdir")
-        try:
-            rows = [run_case(proxy.url, kind) for kind in kinds]
-        finally:
-            proxy.stop()
-        # The same traffic through mitmproxy alone: what receiving and forwarding 10 MB costs.
-        plain = mitmdump_plain(provider.url, tmp / "plain.log", tmp / "confdir")
-        try:
-            rows.append(run_case(plain.url, kinds[0], headroom=False))
-        finally:
-            plain.stop()
+        if kinds:
+            proxy = mitmdump(provider.url, tmp / "proxy.log", tmp / "confdir")
+            try:
+                rows = [run_case(proxy.url, kind) for kind in kinds]
+            finally:
+                proxy.stop()
+            # The same traffic through mitmproxy alone: what receiving and forwarding 10 MB costs.
+            plain = mitmdump_plain(provider.url, tmp / "plain.log", tmp / "confdir")
+            try:
+                rows.append(run_case(plain.url, kinds[0], headroom=False))
+            finally:
+                plain.stop()
+        if "latency" in parts:
+            on = mitmdump(provider.url, tmp / "on.log", tmp / "confdir")
+            off = mitmdump(provider.url, tmp / "off.log", tmp / "confdir", sets={"headroom_optimize": "false"})
+            try:
+                latency = added_latency(on.url, off.url, int(os.environ.get("BENCH_RUNS", "20")))
+            finally:
+                on.stop()
+                off.stop()
     finally:
         provider.stop()
-    text = report(rows)
+    text = (report(rows) if rows else "") + (latency_report(latency) if latency else "")
     out = ROOT / "bench-results"
     out.mkdir(exist_ok=True)
     (out / "loop.md").write_text(text)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from . import code, diff, html, json_array, logs, search, table, text
+from . import chunked, code, diff, html, json_array, logs, search, table, text
 from .base import CompressContext, ContentKind, Rendering
 from .detect import detect_kind
 from .jsonscan import forget, parse_json
@@ -21,6 +21,15 @@ _BY_KIND = {
 def compress_text(value: str, ctx: CompressContext, kind: ContentKind | None = None,
                   allow_json: bool = True) -> Rendering | None:
     """The rendering of `value` by its kind's compressor, or None when nothing is worth cutting."""
+    since = chunked.mark()
+    try:
+        return _compress_text(value, ctx, kind, allow_json)
+    finally:
+        chunked.release(since)  # the compressor's big lists, freed a slice at a time
+
+
+def _compress_text(value: str, ctx: CompressContext, kind: ContentKind | None,
+                   allow_json: bool) -> Rendering | None:
     kind = kind or detect_kind(value)
     if kind.name == "json" and not allow_json:
         return None  # a JSON document inside a JSON string: left as it is
@@ -30,7 +39,7 @@ def compress_text(value: str, ctx: CompressContext, kind: ContentKind | None = N
         result = _BY_KIND[kind.name](value, ctx)
     if result is None and kind.name == "json" and parse_json(value) is None:
         forget()  # JSON-shaped but not JSON: read it as what it is
-        return compress_text(value, ctx, detect_kind(value, allow_json=False))
+        return _compress_text(value, ctx, detect_kind(value, allow_json=False), True)
     forget()
     if result is None and kind.name not in ("json", "text", "code"):
         result = text.compress(value, ctx)

@@ -21,164 +21,22 @@ import hashlib
 import json
 import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Callable
 
 from .. import tokens
+from ..jsonfmt import decode_text
 from ..ccr import CCRError, CCRStore, content_hash, marker_hash
 from ..wire.common import ProviderRequest, ToolOutput
 from .base import CompressContext
-from .counting import COUNTS, TextSize, count_exact
+from .counting import TextSize, count_exact
 from .detect import detect_kind
 from .dispatch import compress_text
 from .markers import find_markers, has_marker
 from .policy import tool_verdict
-
-
-@dataclass(frozen=True)
-class CompressionConfig:
-    min_tokens: int = 500
-    min_savings: float = 0.10
-    protect_tools: tuple[str, ...] = ()
-    compress_tools: tuple[str, ...] = ()
-    model: str | None = None  # tokenizer choice; None: the request's model
-    budget_ms: int | None = 2000
-    harder: bool = False  # compress-first: tighter renderings before context fitting drops anything
-    user_min_tokens: int = 2000  # pasted user text is compressed only from this size
-
-    @classmethod
-    def from_settings(cls, settings: Any, **overrides: Any) -> "CompressionConfig":
-        values = dict(min_tokens=settings.min_tokens, min_savings=settings.min_savings_ratio,
-                      protect_tools=tuple(settings.protect_tool), compress_tools=tuple(settings.compress_tool),
-                      budget_ms=settings.compression_budget_ms or None)
-        values.update(overrides)
-        return cls(**values)
-
-    def rendering_key(self) -> str:
-        """The settings a rendering depends on (tool lists decide eligibility, not renderings)."""
-        return f"{self.min_tokens}|{self.min_savings!r}|{self.harder}|{self.model}"
-
-
-class RenderHints(Protocol):
-    """What a compressor may use for a tool result never rendered before (TOIN's ToinHints)."""
-
-    fields: tuple[str, ...]
-    retrieval_rate: float
-
-
-# (tool name, output text, content hash) -> hints. The provider must answer the same for a
-# content hash every time (TOIN stores its first answer), or renderings would not be stable.
-HintProvider = Callable[[str, str, str], RenderHints]
-
-
-@dataclass(frozen=True)
-class TransformRecord:
-    kind: str
-    tool_name: str | None
-    tokens_before: int
-    tokens_after: int
-    hash: str  # the marker hash (CCR key) of the original
-    message_index: int
-    target: str = "tool_result"  # or "user_text"
-    omitted: int = 0
-    unit: str = "lines"
-
-
-@dataclass(frozen=True)
-class PendingCount:
-    """An original whose exact count a report left for `settled()`: transform `index`'s."""
-
-    index: int
-    digest: str
-    text: str = field(repr=False)
-    model: str | None = None
-
-
-@dataclass(frozen=True)
-class CompressionReport:
-    """Token counts are exact unless `pending` names originals whose count is an estimate
-    (only with `compress_request(..., exact=False)`); `settled()` gives the exact report."""
-
-    tokens_before: int
-    tokens_after: int
-    transforms: tuple[TransformRecord, ...]
-    changed: bool
-    timed_out: bool
-    errors: tuple[str, ...]
-    skipped: tuple[str, ...] = ()  # why eligible-looking outputs were left alone (policy, size)
-    pending: tuple[PendingCount, ...] = ()
-    before_given: bool = False  # tokens_before was the caller's count: settling keeps it
-
-    @property
-    def tokens_saved(self) -> int:
-        return self.tokens_before - self.tokens_after
-
-    def settled(self) -> "CompressionReport":
-        """This report with every count exact: the pending originals are counted (once per
-        content: counting.COUNTS remembers them, so a re-sent output is never counted again)."""
-        if not self.pending:
-            return self
-        transforms = list(self.transforms)
-        for p in self.pending:
-            transforms[p.index] = dataclasses.replace(
-                transforms[p.index], tokens_before=COUNTS.count(p.digest, p.text, p.model))
-        before = self.tokens_before if self.before_given else \
-            self.tokens_after + sum(t.tokens_before - t.tokens_after for t in transforms)
-        return dataclasses.replace(self, tokens_before=before, transforms=tuple(transforms), pending=())
-
-
-@dataclass(frozen=True)
-class OutputResult:
-    """The decision for one text: its rendering (None: keep the original) and the counts."""
-
-    text: str | None
-    kind: str
-    tokens_before: int
-    tokens_after: int
-    full_hash: str
-    omitted: int = 0
-    unit: str = "lines"
-    reason: str = "ok"
-    before_exact: bool = True  # False: tokens_before is counting.estimate's figure
-    model: str | None = None  # the tokenizer the counts are in
-
-    def with_exact_before(self) -> "OutputResult":
-        """The same result with the original's exact count where counting.COUNTS knows it."""
-        if self.before_exact:
-            return self
-        known = COUNTS.peek(self.full_hash, self.model)
-        return self if known is None else dataclasses.replace(self, tokens_before=known, before_exact=True)
-
-
-class _Memo:
-    """A small LRU of decisions by sha256 of (text, context, config); thread-safe."""
-
-    def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self._data: OrderedDict[str, OutputResult] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> OutputResult | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: OutputResult) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-MEMO = _Memo()
+from .results import (  # noqa: F401  (re-exported: callers import them from here)
+    MEMO, CompressionConfig, CompressionReport, HintProvider, OutputResult, PendingCount, RenderHints,
+    TransformRecord)
 
 
 def _args_text(tool_args: str) -> str:
@@ -212,6 +70,13 @@ def compress_output(text: str, *, tenant: str, ccr: CCRStore, config: Compressio
 
     `hints` (TOIN) is asked only for a tool's output large enough to compress; what it answers
     is part of the rendering's memo key."""
+    return _output(text, tenant, ccr, config, tool_name, tool_args, query_context, model, hints)[0]
+
+
+def _output(text: str, tenant: str, ccr: CCRStore, config: CompressionConfig, tool_name: str | None,
+            tool_args: str, query_context: str, model: str | None,
+            hints: HintProvider | None) -> tuple[OutputResult, str, bool]:
+    """compress_output's result, its memo key, and whether it was decided now (not remembered)."""
     model = config.model or model
     digest = content_hash(text)
     query = query_context + "\n" + _args_text(tool_args)
@@ -223,12 +88,13 @@ def compress_output(text: str, *, tenant: str, ccr: CCRStore, config: Compressio
                                       model or "", repr(shaped) if shaped != ((), 0.0) else "")
                                      ).encode("utf-8", "surrogatepass")).hexdigest()
     result = MEMO.get(key)
+    fresh = result is None
     if result is None:
         result = _decide(text, digest, query, tool_name, config, model, shaped)
         MEMO.put(key, result)
     if result.text is not None:
         ccr.ensure(tenant, text, kind=result.kind, tool_name=tool_name, full_hash=digest)
-    return result.with_exact_before()
+    return result.with_exact_before(), key, fresh
 
 
 def _decide(text: str, digest: str, query: str, tool_name: str | None, config: CompressionConfig,
@@ -255,7 +121,7 @@ def _decide(text: str, digest: str, query: str, tool_name: str | None, config: C
     if after >= before or after > before * (1.0 - config.min_savings):
         return _left(size, digest, rendering.kind, "saving below min_savings")
     if rendering.kind == "json":
-        json.loads(rendering.text)  # JSON in, JSON out; a failure here is caught per output
+        decode_text(rendering.text)  # JSON in, JSON out; a failure here is caught per output
     if rendering.omitted.count and ctx.hash not in find_markers(rendering.text):
         raise AssertionError("a rendering omitted content without a marker naming its hash")
     return OutputResult(rendering.text, rendering.kind, before, after, digest,
@@ -274,12 +140,38 @@ class _Run:
     errors: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     pending: list[PendingCount] = field(default_factory=list)
+    # replacements decided in this request (not remembered): (transform index, undo, memo key, result)
+    fresh: list[tuple[int, Callable[[], None], str, OutputResult]] = field(default_factory=list)
 
     def add(self, record: TransformRecord, result: OutputResult | None, original: str) -> None:
         """`result`: where the record's tokens_before came from (None: counted exactly here)."""
         if result is not None and not result.before_exact:
             self.pending.append(PendingCount(len(self.transforms), result.full_hash, original, result.model))
         self.transforms.append(record)
+
+    def leave_fresh_whole(self) -> None:
+        """Undo this request's new replacements and remember those outputs as left whole."""
+        dropped = set()
+        for index, undo, key, result in self.fresh:
+            undo()
+            MEMO.put(key, dataclasses.replace(result, text=None, tokens_after=result.tokens_before,
+                                              omitted=0, reason=LATE_REASON))
+            dropped.add(index)
+        self.fresh.clear()
+        renumber = {old: new for new, old in enumerate(i for i in range(len(self.transforms)) if i not in dropped)}
+        self.transforms = [t for i, t in enumerate(self.transforms) if i not in dropped]
+        self.pending = [dataclasses.replace(p, index=renumber[p.index]) for p in self.pending if p.index in renumber]
+
+
+# A request whose compression ends this close (a share of the time budget) to its deadline
+# leaves the outputs it saw for the first time whole, and the memo remembers them so: the
+# pipeline may already have forwarded the original (its budget started earlier), and a re-sent
+# history must not switch between an output's original and its rendering (prompt cache).
+# Not for the process's first request, which loads the tokenizer and the compressors: the
+# pipeline gives that one a warm-up allowance on top of its budget (pipeline.py).
+LATE_SHARE = 0.25
+LATE_REASON = "compression ended too close to the time budget; left whole (and remembered so)"
+_warm = threading.Event()
 
 
 def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config: CompressionConfig,
@@ -301,6 +193,8 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
     """
     if deadline is None and config.budget_ms:
         deadline = time.monotonic() + config.budget_ms / 1000.0
+    late_at = deadline - LATE_SHARE * config.budget_ms / 1000.0 \
+        if deadline and config.budget_ms and _warm.is_set() else None
     endpoint = req.endpoint
     run = _Run()
     timed_out = False
@@ -316,6 +210,10 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
                 timed_out = True
                 break
             _one_user_text(req, location, text, tenant, ccr, config, model, run)
+    if run.fresh and late_at is not None and time.monotonic() > late_at:
+        run.leave_fresh_whole()
+        timed_out = True
+    _warm.set()
     given = tokens_before is not None
     if not run.transforms:
         if tokens_before is None:
@@ -356,9 +254,8 @@ def _one_tool_output(req: ProviderRequest, out: ToolOutput, tenant: str, ccr: CC
         run.skipped.append(f"message {out.message_index}: {verdict.reason}")
         return
     try:
-        result = compress_output(source, tenant=tenant, ccr=ccr, config=config, tool_name=out.tool_name,
-                                 tool_args=out.tool_args, query_context=out.query_context, model=model,
-                                 hints=hints)
+        result, key, fresh = _output(source, tenant, ccr, config, out.tool_name, out.tool_args,
+                                     out.query_context, model, hints)
         if result.text is None or result.text == out.text:
             return
         before = result.tokens_before
@@ -373,6 +270,8 @@ def _one_tool_output(req: ProviderRequest, out: ToolOutput, tenant: str, ccr: CC
     except Exception as e:  # fail open per output: this one goes out as it came
         run.errors.append(f"message {out.message_index} ({out.tool_name}): {type(e).__name__}: {e}")
         return
+    if fresh:
+        run.fresh.append((len(run.transforms), lambda: req.replace_tool_output(out, out.text), key, result))
     run.add(TransformRecord(result.kind, out.tool_name, before, result.tokens_after,
                             marker_hash(result.full_hash), out.message_index,
                             "tool_result", result.omitted, result.unit),
@@ -387,7 +286,7 @@ def _one_user_text(req: ProviderRequest, location: tuple, text: str, tenant: str
     user_config = config if config.min_tokens >= config.user_min_tokens else \
         dataclasses.replace(config, min_tokens=config.user_min_tokens)
     try:
-        result = compress_output(text, tenant=tenant, ccr=ccr, config=user_config, model=model)
+        result, key, fresh = _output(text, tenant, ccr, user_config, None, "", "", model, None)
         if result.text is None:
             return
         req.replace_user_text(location, result.text)
@@ -397,6 +296,8 @@ def _one_user_text(req: ProviderRequest, location: tuple, text: str, tenant: str
     except Exception as e:
         run.errors.append(f"message {index} (user text): {type(e).__name__}: {e}")
         return
+    if fresh:
+        run.fresh.append((len(run.transforms), lambda: req.replace_user_text(location, text), key, result))
     run.add(TransformRecord(result.kind, None, result.tokens_before, result.tokens_after,
                             marker_hash(result.full_hash), index, "user_text",
                             result.omitted, result.unit), result, text)

@@ -10,13 +10,13 @@ Kept items are written exactly as the original spelled them.
 
 from __future__ import annotations
 
-import json
 from json.decoder import scanstring
 from typing import Any
 
 from .base import CompressContext, Omitted, Rendering
+from .chunked import lower, strip_bounds
 from .json_select import select
-from .jsonscan import array_spans, dumps_compact, object_members, scan_once, separator, skip_ws
+from .jsonscan import array_spans, dumps_compact, object_members, parse_json, scan_once, separator, skip_ws
 
 MIN_ITEMS = 8
 MIN_MAP = 30  # an object with this many record-valued members is cut like an array
@@ -154,7 +154,7 @@ def _render_map(text: str, s: int, end: int, members: list, sep: str, st: _State
     spans = [(m[2], m[3]) for m in members]
     values = [m[4] for m in members]
     n = len(members)
-    sel = select(values, text, text[s:end].lower(), s, spans, st.ctx.query, st.ctx.harder,
+    sel = select(values, text, lower(text, start=s, end=end), s, spans, st.ctx.query, st.ctx.harder,
                  fields=st.ctx.hint_fields, rate=st.ctx.retrieval_rate)
     keep = sorted(sel.keep)
     if len(keep) == n:
@@ -210,7 +210,7 @@ def _render_array(text: str, s: int, st: _State, depth: int) -> tuple[str | None
             return None, end
         return "[" + text[s + 1:spans[0][0]] + separator(text, spans).join(parts) + text[spans[-1][1]:end - 1] + "]", end
 
-    sel = select(values, text, text[s:end].lower(), s, spans, st.ctx.query, st.ctx.harder,
+    sel = select(values, text, lower(text, start=s, end=end), s, spans, st.ctx.query, st.ctx.harder,
                  fields=st.ctx.hint_fields, rate=st.ctx.retrieval_rate)
     keep = sorted(sel.keep)
     records = all(isinstance(v, dict) for v in values)
@@ -245,8 +245,7 @@ def _gap(a: int, b: int, unit: str) -> str:
 
 
 def compress(text: str, ctx: CompressContext) -> Rendering | None:
-    s = len(text) - len(text.lstrip())
-    e = len(text.rstrip())
+    s, e = strip_bounds(text)
     if s >= e or text[s] not in "[{":
         return None
     st = _State(ctx)
@@ -257,7 +256,8 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     if body is None or end != e:
         return None
     out = text[:s] + body + text[e:]
-    json.loads(out)  # a rendering that is not JSON is a bug; the engine keeps the original
+    if parse_json(out) is None:  # a rendering that is not JSON is a bug; the engine keeps the original
+        raise ValueError("the JSON rendering does not parse")
     if st.omitted:
         return Rendering(out, "json", Omitted(st.omitted, "items"))
     return Rendering(out, "json", Omitted(st.omitted_lines, "lines"))

@@ -14,10 +14,10 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import chunked
 from .lines import query_terms
 from .severity import ERROR, severity
 
@@ -35,7 +35,7 @@ _ERROR_KEY_WORDS = frozenset((
 _ERROR_TOKEN_RE = re.compile(
     '"(' + "|".join(sorted(_ERROR_VALUE_WORDS | _ERROR_KEY_WORDS, key=lambda w: (-len(w), w))) + ')"')
 _TOKEN_MAX = 2 + max(map(len, _ERROR_VALUE_WORDS | _ERROR_KEY_WORDS))
-_SCAN_WINDOW = 1 << 18  # characters one regex call may scan (it holds the GIL meanwhile)
+_SCAN_WINDOW = 1 << 15  # characters one regex call may scan (it holds the GIL meanwhile: ~1 ms)
 _EMPTY_STARTS = ("null", "false", '""', "[]", "{}", "0,", "0}", "0]")
 _MISSING = object()
 
@@ -64,14 +64,7 @@ def _error_tokens(low: str):
     _TOKEN_MAX long, the pattern has no anchors, and each window resumes where the last match
     ended, as finditer does), but no single call scans a whole 10 MB array with the GIL held
     (~90 ms while the proxy's event loop waits, scripts/bench_loop.py)."""
-    n, end = len(low), 0
-    for window in range(0, n, _SCAN_WINDOW):
-        limit = window + _SCAN_WINDOW
-        for m in _ERROR_TOKEN_RE.finditer(low, max(window, end), min(n, limit + _TOKEN_MAX)):
-            if m.start() >= limit:
-                break
-            end = m.end()
-            yield m
+    return chunked.finditer(_ERROR_TOKEN_RE, low, _TOKEN_MAX, chunk=_SCAN_WINDOW)
 
 
 def error_items(low: str, offset: int, starts: list[int]) -> list[int]:
@@ -102,10 +95,8 @@ def string_error_items(values: list[Any], low: str, offset: int, starts: list[in
     """String items that read as error lines (candidates found by substring, then checked)."""
     candidates: set[int] = set()
     for word in ("error", "fail", "fatal", "exception", "panic", "traceback", "crit", "severe"):
-        pos = low.find(word)
-        while pos != -1:
+        for pos in chunked.find_all(low, word):
             candidates.add(_item_of(starts, pos + offset))
-            pos = low.find(word, pos + len(word))
     return sorted(i for i in candidates
                   if 0 <= i < len(values) and isinstance(values[i], str) and severity(values[i]) >= ERROR)
 
@@ -116,12 +107,12 @@ def query_items(low: str, offset: int, starts: list[int], query: str, n: int) ->
     out: set[int] = set()
     for term in query_terms(query):
         hits: list[int] = []
-        pos = low.find(term)
-        while pos != -1 and len(hits) <= cap:
+        for pos in chunked.find_all(low, term):
+            if len(hits) > cap:
+                break
             i = _item_of(starts, pos + offset)
             if not hits or hits[-1] != i:
                 hits.append(i)
-            pos = low.find(term, pos + len(term))
         if len(hits) <= cap:
             out.update(hits)
     return sorted(i for i in out if i >= 0)
@@ -138,10 +129,7 @@ def _fields(values: list[dict]) -> list[str]:
     return list(names)
 
 
-def _median(xs: list[float]) -> float:
-    s = sorted(xs)
-    m = len(s) // 2
-    return s[m] if len(s) % 2 else (s[m - 1] + s[m]) / 2
+_median = chunked.sorted_median
 
 
 def _outliers(col: list[Any], name: str) -> list[tuple[int, str]]:
@@ -177,7 +165,7 @@ def record_columns(values: list[dict], sel: Selection, harder: bool) -> tuple[li
         http_errors.extend(_http_error(name, col))
         outliers.extend(_outliers(col, label))
         try:
-            counts = Counter(col)
+            counts = chunked.counter(col)
         except TypeError:  # lists or objects as values: no cardinality to speak of
             continue
         card = len(counts)
@@ -216,7 +204,7 @@ def hinted_picks(values: list[dict], fields: tuple[str, ...]) -> list[tuple[int,
             continue
         col = [v.get(name, _MISSING) for v in values]
         try:
-            counts = Counter(col)
+            counts = chunked.counter(col)
         except TypeError:  # lists or objects as values
             continue
         if not 2 <= len(counts) <= MAX_HINT_CARD:
@@ -242,7 +230,7 @@ def _file_picks(values: list[dict], sel: Selection) -> list[tuple[int, str]]:
             break
     else:
         return []
-    counts = Counter(p for p in col if isinstance(p, str))
+    counts = chunked.counter([p for p in col if isinstance(p, str)])
     if len(counts) == len(values) and len(values) > 200:
         return []  # a listing of distinct files rather than hits in files
     sel.files = dict(counts)

@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from json.decoder import scanstring
 from typing import Any
 
+from ..jsonfmt import decode_text
+from .chunked import release_later
+
 _DECODER = json.JSONDecoder()
 _SCAN = _DECODER.scan_once
 scan_once = _SCAN
@@ -36,8 +39,8 @@ def parse_json(text: str) -> Parsed | None:
     last = getattr(_cache, "last", None)
     if last is not None and last[0] is text:
         return last[1]
-    try:
-        result: Parsed | None = Parsed(json.loads(text))
+    try:  # a large text piece by piece: one C call would hold the GIL for all of it
+        result: Parsed | None = Parsed(decode_text(text))
     except (ValueError, RecursionError):
         result = None
     _cache.last = (text, result)
@@ -74,7 +77,7 @@ def array_spans(text: str, start: int) -> tuple[list[tuple[int, int]], list[Any]
         if c == ",":
             i = ws(text, i + 1).end()
         elif c == "]":
-            return spans, values, i + 1
+            return release_later(spans), release_later(values), i + 1
         else:
             raise ValueError(f"expected ',' or ']' at {i}")
 

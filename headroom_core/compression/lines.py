@@ -14,6 +14,7 @@ import re
 from collections import Counter
 from typing import Callable, Sequence
 
+from . import chunked
 from .base import CompressContext
 
 # Deleting digits and hex letters masks numbers, ids, hashes, timestamps and uuids at once:
@@ -46,18 +47,23 @@ asc true false null none between having distinct count days hours minutes since 
 
 
 def split_lines(text: str) -> list[str]:
-    return text.split("\n")
+    return chunked.split_lines(text)
 
 
 def line_keys(text: str) -> list[bytes]:
     """One grouping key per line (aligned with `text.split("\\n")`)."""
-    return text.encode("utf-8", "surrogatepass").translate(None, _KEY_DELETE).split(b"\n")
+    return chunked.encoded_lines(text, _KEY_DELETE)
 
 
 def line_starts(lines: Sequence[str]) -> list[int]:
     """Offset of each line's first character in the text the lines were split from."""
-    # map/accumulate keep the loop in C: len(line) + 1 summed up
-    return [0, *itertools.accumulate(map(operator.add, map(len, lines[:-1]), itertools.repeat(1)))]
+    # map/accumulate keep the loop in C: len(line) + 1 summed up, a slice of lines per call
+    out = [0]
+    last = len(lines) - 1
+    for i in range(0, last, 1 << 14):
+        lengths = map(operator.add, map(len, lines[i:min(i + (1 << 14), last)]), itertools.repeat(1))
+        out.extend(itertools.islice(itertools.accumulate(lengths, initial=out[-1]), 1, None))
+    return out
 
 
 def display_template(line: str, width: int = 72) -> str:
@@ -109,14 +115,12 @@ def query_terms(query: str, limit: int = 24) -> list[str]:
 def term_line_hits(lower_text: str, starts: Sequence[int], term: str, cap: int) -> list[int]:
     """Indices of lines containing `term` (lower-case), at most `cap + 1` of them."""
     hits: list[int] = []
-    pos = lower_text.find(term)
-    while pos != -1:
+    for pos in chunked.find_all(lower_text, term):
         idx = bisect.bisect_right(starts, pos) - 1
         if not hits or hits[-1] != idx:
             hits.append(idx)
             if len(hits) > cap:
                 break
-        pos = lower_text.find(term, pos + len(term))
     return hits
 
 
@@ -127,7 +131,7 @@ def query_line_hits(text: str, lines: Sequence[str], starts: Sequence[int], quer
     terms = query_terms(query)
     if not terms:
         return set()
-    lower = text.lower()
+    lower = chunked.lower(text)
     cap = max(floor, min(ceiling, int(len(lines) * max_share)))
     per_term = []
     for term in terms:
@@ -177,7 +181,7 @@ def gap_summary(keys: Sequence[bytes], lines: Sequence[str], a: int, b: int,
     if count < min_run:  # the range says how many
         return f"lines {a + 1}-{b} omitted" if count > 1 else f"line {a + 1} omitted"
     head = f"lines {a + 1}-{b} omitted ({count} {unit}"
-    freq = Counter(keys[a:b]).most_common(top)
+    freq = chunked.counter(keys[a:b]).most_common(top)
     if freq[0][1] >= 2 and sum(c for _, c in freq) * 2 >= count:
         seg = keys[a:b]
         shown = [(c, display_template(lines[a + seg.index(key)])) for key, c in freq if c >= 2]
@@ -189,7 +193,7 @@ def gap_summary(keys: Sequence[bytes], lines: Sequence[str], a: int, b: int,
         if sum(c for _, c in sample) * 2 < len(range(a, b, step)):
             return head + ")"
         words = [b" ".join(k.split(None, 2)[:2]) for k in keys[a:b]]
-        coarse = Counter(words).most_common(top)
+        coarse = chunked.counter(words).most_common(top)
         if coarse[0][1] < 2 or sum(c for _, c in coarse) * 2 < count or not coarse[0][0]:
             return head + ")"
         shown = [(c, " ".join(lines[a + words.index(w)].split(None, 2)[:2]) + " …") for w, c in coarse if c >= 2 and w]

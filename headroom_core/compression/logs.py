@@ -14,6 +14,7 @@ import bisect
 import re
 from collections import Counter
 
+from . import chunked
 from . import severity as sv
 from .base import CompressContext, Omitted, Rendering
 from .lines import (absorb_small_gaps, display_template, gap_summary, line_keys, line_starts,
@@ -47,7 +48,7 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     keys = line_keys(text)
     if len(keys) != n:  # a lone surrogate or similar broke the alignment; leave it alone
         return None
-    counts = Counter(keys)
+    counts = chunked.counter(keys)
     starts = line_starts(lines)
     # Severity is read once per template, from its first line. When nearly every line is its
     # own template, only lines holding a problem hint (one text scan per hint) are read.

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import re
 
+from .chunked import contains
+
 RETRIEVE_TOOL = "headroom_retrieve"
 HASH_LEN = 16  # hex characters of sha256 shown in markers and used as the CCR key
 
@@ -33,7 +35,7 @@ def make_marker(summary: str, hash: str) -> str:
 
 def find_markers(text: str) -> list[str]:
     """Hashes named by markers in `text`, in order of appearance, without repeats."""
-    if "[headroom: " not in text:
+    if not contains(text, "[headroom: "):
         return []
     seen: dict[str, None] = {}
     for m in _MARKER_RE.finditer(text):
@@ -42,4 +44,4 @@ def find_markers(text: str) -> list[str]:
 
 
 def has_marker(text: str) -> bool:
-    return "[headroom: " in text and _MARKER_RE.search(text) is not None
+    return contains(text, "[headroom: ") and _MARKER_RE.search(text) is not None

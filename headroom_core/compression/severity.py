@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from . import chunked
+
 NORMAL, WARN, ERROR, FATAL = 0, 1, 2, 3
 
 _LEVELS = {
@@ -62,6 +64,7 @@ _NUMERIC_PROBLEMS: tuple[tuple[str, re.Pattern[str]], ...] = (
     (" fail", re.compile(r" fail(?:ed|ures?)\b()")),
     (" error", re.compile(r" errors?\b()")),
 )
+_NUMERIC_SPAN = 64  # longest match the scan allows for (a whitespace run inside one could be longer)
 _COUNT_BEFORE_RE = re.compile(r"(?:^|[^\w.])0*([1-9]\d*)$")
 
 
@@ -94,18 +97,15 @@ def candidate_offsets(text: str) -> list[int]:
     """Offsets in `text` where a problem line may be: hint words, klog E/F/W lines, pytest `E`
     lines, ALERT. For outputs whose lines are nearly all distinct, scanning the text once per
     hint is cheaper than testing every line."""
-    low = text.lower()
+    low = chunked.lower(text)
     found: list[int] = []
+    ascii_only = text.isascii()
     for hint in _HINTS:
-        pos = low.find(hint)
-        while pos != -1:
-            found.append(pos)
-            pos = low.find(hint, pos + len(hint))
+        if ascii_only and not hint.isascii():
+            continue
+        found.extend(chunked.find_all(low, hint))
     for needle, shift in (("\nE", 1), ("\nF", 1), ("\nW", 1), ("ALERT", 0)):
-        pos = text.find(needle)
-        while pos != -1:
-            found.append(pos + shift)
-            pos = text.find(needle, pos + len(needle))
+        found.extend(pos + shift for pos in chunked.find_all(text, needle))
     if text[:1] in "EFW":
         found.append(0)
     return found
@@ -115,9 +115,9 @@ def numeric_problem_offsets(text: str) -> list[tuple[int, int]]:
     """(offset, severity) of problems written in digits anywhere in `text`."""
     found: list[tuple[int, int]] = []
     for anchor, rx in _NUMERIC_PROBLEMS:
-        if anchor not in text:
+        if not chunked.contains(text, anchor):
             continue
-        for m in rx.finditer(text):
+        for m in chunked.finditer(rx, text, _NUMERIC_SPAN):
             # "3 failed" counts, "0 failed" and "v1.2 errors" do not
             if anchor[0] == " " and anchor != '" ' and not _COUNT_BEFORE_RE.search(text, max(0, m.start() - 12), m.start()):
                 continue
