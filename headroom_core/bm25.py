@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Sequence
+from typing import Iterable, Mapping, Sequence
 
 _TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9_.\-/:@]*[a-z0-9]|[a-z0-9]")
 _PART_RE = re.compile(r"[a-z]+|[0-9]+")
@@ -29,6 +29,43 @@ def tokenize(text: str) -> list[str]:
     return out
 
 
+def term_counts(text: str) -> dict[str, int]:
+    """`Counter(tokenize(text))`, in the same order (each term where it first appears), made
+    from the distinct tokens: a long output repeats its words, and splitting each occurrence
+    into parts again was most of the cost."""
+    counts: dict[str, int] = {}
+    get = counts.get
+    for tok, n in Counter(_TOKEN_RE.findall(text.lower())).items():
+        counts[tok] = get(tok, 0) + n
+        if tok.isalpha() or tok.isdigit():
+            continue  # one part: the token itself
+        parts = _PART_RE.findall(tok)
+        if len(parts) > 1:
+            for part in parts:
+                counts[part] = get(part, 0) + n
+    return counts
+
+
+def _scores(matches: Iterable[tuple[int, list[tuple[str, int]]]], lengths: Sequence[int], n: int,
+            limit: int) -> list[tuple[int, float]]:
+    """BM25 of the documents that contain query terms: (index, [(term, count)] in the order the
+    terms first appear in the document) — that order fixes how each score is summed."""
+    avg = (sum(lengths) / n) or 1.0
+    found = list(matches)
+    df: Counter[str] = Counter()
+    for _, tf in found:
+        df.update(t for t, _ in tf)
+    idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in df}
+    scored = []
+    for i, tf in found:
+        norm = K1 * (1 - B + B * lengths[i] / avg)
+        score = sum(idf[t] * c * (K1 + 1) / (c + norm) for t, c in tf)
+        if score > 0:
+            scored.append((i, score))
+    scored.sort(key=lambda x: (-x[1], x[0]))
+    return scored[:limit]
+
+
 def rank(docs: Sequence[str], query: str, limit: int = 20) -> list[tuple[int, float]]:
     """(index, score) of the best `limit` documents with a positive score, best first.
 
@@ -39,24 +76,32 @@ def rank(docs: Sequence[str], query: str, limit: int = 20) -> list[tuple[int, fl
     if not terms or not docs:
         return []
     wanted = set(terms)
-    n = len(docs)
-    avg = (sum(len(d) for d in docs) / n) or 1.0
-    candidates: list[tuple[int, Counter[str]]] = []
-    df: Counter[str] = Counter()
-    for i, doc in enumerate(docs):
-        low = doc.lower()
-        if not any(t in low for t in terms):
-            continue
-        tf = Counter(t for t in tokenize(low) if t in wanted)
-        if tf:
-            candidates.append((i, tf))
-            df.update(tf.keys())
-    idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in df}
-    scored = []
-    for i, tf in candidates:
-        norm = K1 * (1 - B + B * len(docs[i]) / avg)
-        score = sum(idf[t] * c * (K1 + 1) / (c + norm) for t, c in tf.items())
-        if score > 0:
-            scored.append((i, score))
-    scored.sort(key=lambda x: (-x[1], x[0]))
-    return scored[:limit]
+
+    def matches() -> Iterable[tuple[int, list[tuple[str, int]]]]:
+        for i, doc in enumerate(docs):
+            low = doc.lower()
+            if not any(t in low for t in terms):
+                continue
+            tf = [(t, c) for t, c in term_counts(low).items() if t in wanted]
+            if tf:
+                yield i, tf
+
+    return _scores(matches(), [len(d) for d in docs], len(docs), limit)
+
+
+def rank_counted(docs: Sequence[Mapping[str, int]], lengths: Sequence[int], query: str,
+                 limit: int = 20) -> list[tuple[int, float]]:
+    """`rank` over documents already counted: `docs[i]` is `term_counts` of document i and
+    `lengths[i]` its length in characters. Same scores as `rank` on the texts."""
+    terms = list(dict.fromkeys(tokenize(query)))
+    if not terms or not docs:
+        return []
+    wanted = frozenset(terms)
+
+    def matches() -> Iterable[tuple[int, list[tuple[str, int]]]]:
+        for i, counts in enumerate(docs):
+            if wanted.isdisjoint(counts):
+                continue
+            yield i, [(t, c) for t, c in counts.items() if t in wanted]
+
+    return _scores(matches(), lengths, len(docs), limit)

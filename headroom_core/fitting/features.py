@@ -2,35 +2,64 @@
 
 A unit's features depend only on its content (its id is a content hash), so they are cached by
 (unit id, encoding) in a bounded LRU: on each turn of a long session only the new units cost
-anything — the token count alone of a 400k-token history is ~90 ms of tiktoken.
+anything — the token count alone of a 400k-token history is ~90 ms of tiktoken. The count comes
+first (`FeatureCache.counted`): a turn that re-applies earlier decisions, or drops oldest first,
+needs no more; the scoring features follow when a policy ranks the units.
 """
 
 from __future__ import annotations
 
 import re
-import threading
-from collections import Counter, OrderedDict
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
 
 from .. import bm25, tokens
 from ..compression.markers import RETRIEVE_TOOL, find_markers
 from ..wire.common import Endpoint
-from .toin import output_signature
+from .lru import LRU
+from .signatures import output_signature
 from .units import Conversation, Unit
 
 CACHE_ENTRIES = 20_000
 MAX_IDENTIFIERS = 64  # per unit, first occurrences: call arguments and prose come before outputs
 PROFILE_TERMS = 32  # a unit's most frequent terms, what BM25 ranks per request
 PROFILE_REPEAT = 2  # term frequency kept up to this count
+RUN_MEMO = 50_000  # word runs whose identifiers are remembered (code repeats its names)
 
-# Strong signs that something went wrong, anywhere in the unit.
-_STRONG_ERROR = re.compile(
-    r"Traceback \(most recent call last\)|^\s*\w*(?:Error|Exception)(?::|$)|^panic: |panicked at "
-    r"|\bSegmentation fault\b|\bcore dumped\b|\bFAILED\b|^FAIL\b|\bFATAL\b|npm ERR!|^error(?:\[E\d+\])?:"
-    r"|\bexit(?:ed)?(?: with)? (?:code|status) [1-9]\d*|\bnon-zero exit\b|\bcommand not found\b"
-    r"|\bNo such file or directory\b|\bPermission denied\b|\bBUILD FAILURE\b|\bAssertionError\b",
-    re.M)
+# Strong signs that something went wrong, anywhere in the unit: each with a literal that every
+# match of its pattern contains. One alternation of all of them was tried at every position of
+# a megabyte of history (~0.3 µs a character); a substring search for the literal decides
+# nearly every unit, and a pattern runs only over a unit that holds its literal.
+_STRONG_SIGNS: tuple[tuple[str, "re.Pattern[str] | None"], ...] = tuple(
+    (literal, re.compile(pattern, re.M) if pattern else None) for literal, pattern in (
+        ("Traceback (most recent call last)", None),  # the literal is the whole pattern
+        ("Error", r"^\s*\w*Error(?::|$)"),
+        ("Exception", r"^\s*\w*Exception(?::|$)"),
+        ("panic: ", r"^panic: "),
+        ("panicked at ", None),
+        ("Segmentation fault", r"\bSegmentation fault\b"),
+        ("core dumped", r"\bcore dumped\b"),
+        ("FAILED", r"\bFAILED\b"),
+        ("FAIL", r"^FAIL\b"),
+        ("FATAL", r"\bFATAL\b"),
+        ("npm ERR!", None),
+        ("error", r"^error(?:\[E\d+\])?:"),
+        ("exit", r"\bexit(?:ed)?(?: with)? (?:code|status) [1-9]\d*"),
+        ("non-zero exit", r"\bnon-zero exit\b"),
+        ("command not found", r"\bcommand not found\b"),
+        ("No such file or directory", r"\bNo such file or directory\b"),
+        ("Permission denied", r"\bPermission denied\b"),
+        ("BUILD FAILURE", r"\bBUILD FAILURE\b"),
+        ("AssertionError", r"\bAssertionError\b"),
+    ))
+# The same signs as one pattern: what `error_level` decides, sign by sign (tests compare them).
+STRONG_ERROR = re.compile("|".join(p.pattern if p else re.escape(lit) for lit, p in _STRONG_SIGNS),
+                          re.M)
 _WEAK_ERROR = re.compile(r"\b(?:error|errors|failed|failure|failing|exception|denied|invalid)\b", re.I)
+# Every weak match, lower-cased, contains one of these stems — except through "ı" and "İ", which
+# match "i" under IGNORECASE but lower-case to other letters: a text with them takes the regex.
+_WEAK_STEMS = ("error", "fail", "exception", "denied", "invalid")
 
 _IDENTIFIER = re.compile(
     r"(?:[\w.-]+/)+[\w.-]+"  # paths with a directory
@@ -40,10 +69,19 @@ _IDENTIFIER = re.compile(
     r"|\b[a-z]+[A-Z][A-Za-z0-9]+\b|\b[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*\b"  # camelCase, PascalCase
     r"|\b[0-9a-f]{7,40}\b")  # commit hashes, short ids
 _HEX_ONLY = re.compile(r"[0-9a-f]+")
-# Our own markers (the format of compression/markers.py, quotes JSON-escaped or not): the same
-# boilerplate in every rendering, which would make renderings reference and resemble each other.
+# Every identifier match lies inside one run of these characters, and \b at a run's edge sees
+# a non-word character either way: the matches in a text are those of its runs, in order.
+_RUN = re.compile(r"[\w./-]+")
 _MARKER_SPAN = re.compile(r'\[headroom: [^\n]*?call ' + RETRIEVE_TOOL +
                           r'\(hash=\\?"[0-9a-f]{16,64}\\?"\) for the rest\]')
+
+
+@dataclass(frozen=True)
+class UnitText:
+    """A unit as the whole-request count sees it: its text and that text's tokens."""
+
+    text: str
+    tokens: int
 
 
 @dataclass(frozen=True)
@@ -57,11 +95,23 @@ class UnitFeatures:
     # (tool name, marker hash) of its tool results that are headroom renderings: TOIN learned
     # the originals' patterns, which a rendering's own signature is not (scoring resolves them)
     rendered: tuple[tuple[str, str], ...] = ()
+    # bm25.term_counts(profile), counted once with the features rather than on every request
+    terms: Mapping[str, int] | None = field(default=None, compare=False, repr=False)
+
+    def profile_terms(self) -> Mapping[str, int]:
+        return self.terms if self.terms is not None else bm25.term_counts(self.profile)
 
 
 def error_level(text: str, flagged: bool = False) -> float:
-    if flagged or _STRONG_ERROR.search(text):
+    """1.0, 0.5 or 0.25 as documented on UnitFeatures.error; what STRONG_ERROR.search and
+    _WEAK_ERROR.finditer over the whole text decide, without running them where they cannot
+    match."""
+    if flagged or any(lit in text and (rx is None or rx.search(text)) for lit, rx in _STRONG_SIGNS):
         return 1.0
+    if "\u0130" not in text and "\u0131" not in text:
+        low = text.lower()
+        if not any(stem in low for stem in _WEAK_STEMS):
+            return 0.0
     weak = 0
     for _ in _WEAK_ERROR.finditer(text):
         weak += 1
@@ -76,53 +126,114 @@ def term_profile(text: str) -> str:
     BM25 over these short profiles costs a few milliseconds per request for a 500-message
     history, where ranking the full texts would tokenize a megabyte on every request.
     """
-    counts = Counter(bm25.tokenize(text))
+    counts = Counter(bm25.term_counts(text))
     return " ".join(" ".join([term] * min(n, PROFILE_REPEAT))
                     for term, n in counts.most_common(PROFILE_TERMS))
 
 
+_run_memo: dict[str, tuple[str, ...]] = {}
+
+
+def _run_identifiers(run: str) -> tuple[str, ...]:
+    """The identifiers `identifiers_of` takes from one run of word characters, in order."""
+    found = _run_memo.get(run)
+    if found is None:
+        out = []
+        for m in _IDENTIFIER.finditer(run):
+            ident = m.group(0).strip(".-/")
+            if len(ident) < 5:
+                continue
+            if _HEX_ONLY.fullmatch(ident) and (ident.isdigit() or ident.isalpha()):
+                continue  # a hex-looking run without both digits and letters is an ordinary word/number
+            out.append(ident)
+        found = tuple(out)
+        if len(_run_memo) >= RUN_MEMO:
+            _run_memo.clear()  # a pure function's memo: forgetting it costs time, never a result
+        _run_memo[run] = found
+    return found
+
+
 def identifiers_of(text: str) -> frozenset[str]:
+    """The first MAX_IDENTIFIERS distinct paths, file names, snake/camel case names and hex ids:
+    the matches of _IDENTIFIER over the text, found run by run (see _RUN)."""
     found: dict[str, None] = {}
-    for m in _IDENTIFIER.finditer(text):
-        ident = m.group(0).strip(".-/")
-        if len(ident) < 5:
+    for run in _RUN.findall(text):
+        # Shorter than 5, or plain lower-case letters, or digits: nothing it could match is kept.
+        if len(run) < 5 or (run.isascii() and ((run.isalpha() and run.islower()) or run.isdigit())):
             continue
-        if _HEX_ONLY.fullmatch(ident) and (ident.isdigit() or ident.isalpha()):
-            continue  # a hex-looking run without both digits and letters is an ordinary word/number
-        found.setdefault(ident, None)
-        if len(found) >= MAX_IDENTIFIERS:
-            break
+        for ident in _run_identifiers(run):
+            found.setdefault(ident, None)
+            if len(found) >= MAX_IDENTIFIERS:
+                return frozenset(found)
     return frozenset(found)
 
 
+class _Entry:
+    """A cached unit: its count at once, its scoring features when first asked for."""
+
+    __slots__ = ("counted", "features")
+
+    def __init__(self, counted: UnitText) -> None:
+        self.counted = counted
+        self.features: UnitFeatures | None = None
+
+
 class FeatureCache:
-    """Bounded LRU of UnitFeatures by (unit id, tokenizer encoding)."""
+    """Bounded LRU of a unit's UnitText and UnitFeatures by (unit id, tokenizer encoding)."""
 
     def __init__(self, entries: int = CACHE_ENTRIES) -> None:
-        self._entries = entries
-        self._data: "OrderedDict[tuple[str, str], UnitFeatures]" = OrderedDict()
-        self._lock = threading.Lock()
+        self._data = LRU(entries)
+
+    def _entry(self, conv: Conversation, unit: Unit, endpoint: Endpoint, model: str | None,
+               variant: str) -> _Entry:
+        key = (unit.uid + variant, tokens.encoding_name_for_model(model))
+        hit = self._data.get(key)
+        if hit is not None:
+            return hit
+        text = unit_text(conv, unit, endpoint)
+        return self._data.setdefault(key, _Entry(UnitText(text, tokens.count_text(text, model))))
+
+    def counted(self, conv: Conversation, unit: Unit, endpoint: Endpoint, model: str | None,
+                variant: str = "") -> UnitText:
+        """The unit's text and token count as its messages stand now; `variant` names a
+        re-rendering of the unit (compressed harder) that is a pure function of its content."""
+        return self._entry(conv, unit, endpoint, model, variant).counted
 
     def features(self, conv: Conversation, unit: Unit, endpoint: Endpoint,
                  model: str | None, variant: str = "") -> UnitFeatures:
-        """Features of the unit's messages as they stand now; `variant` names a re-rendering
-        of the unit (compressed harder) that is a pure function of its content."""
-        key = (unit.uid + variant, tokens.encoding_name_for_model(model))
-        with self._lock:
-            hit = self._data.get(key)
-            if hit is not None:
-                self._data.move_to_end(key)
-                return hit
-        feats = compute_features(conv, unit, endpoint, model)
-        with self._lock:
-            self._data[key] = feats
-            while len(self._data) > self._entries:
-                self._data.popitem(last=False)
+        """The unit's scoring features (see `counted` for `variant`)."""
+        entry = self._entry(conv, unit, endpoint, model, variant)
+        feats = entry.features
+        if feats is None:  # two threads may both compute it: the same value either way
+            feats = entry.features = compute_features(conv, unit, endpoint, model, entry.counted)
         return feats
 
     def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
+        self._data.clear()
+
+
+class LazyFeatures(Sequence[UnitFeatures]):
+    """Scoring features of a conversation's units, computed when a policy first reads them:
+    RollingWindow, position-only scoring and turns that only re-apply earlier decisions never
+    do. `variants[pos]` names the rendering the unit's messages are in now (see `counted`)."""
+
+    def __init__(self, cache: FeatureCache, conv: Conversation, endpoint: Endpoint,
+                 model: str | None, variants: Sequence[str]) -> None:
+        self._cache, self._conv, self._endpoint, self._model = cache, conv, endpoint, model
+        self._variants = variants
+        self._feats: list[UnitFeatures | None] = [None] * len(conv.units)
+
+    def __len__(self) -> int:
+        return len(self._feats)
+
+    def __getitem__(self, pos: Any) -> Any:
+        if isinstance(pos, slice):
+            return [self[p] for p in range(*pos.indices(len(self)))]
+        feats = self._feats[pos]
+        if feats is None:
+            feats = self._feats[pos] = self._cache.features(
+                self._conv, self._conv.units[pos], self._endpoint, self._model, self._variants[pos])
+        return feats
 
 
 def unit_text(conv: Conversation, unit: Unit, endpoint: Endpoint) -> str:
@@ -138,9 +249,13 @@ def rendering_hash(text: str) -> str | None:
     return hashes[0] if len(hashes) == 1 else None
 
 
-def compute_features(conv: Conversation, unit: Unit, endpoint: Endpoint,
-                     model: str | None) -> UnitFeatures:
-    text = unit_text(conv, unit, endpoint)
+def compute_features(conv: Conversation, unit: Unit, endpoint: Endpoint, model: str | None,
+                     counted: UnitText | None = None) -> UnitFeatures:
+    """The unit's features; `counted` is its UnitText when already known."""
+    if counted is None:
+        text = unit_text(conv, unit, endpoint)
+        counted = UnitText(text, tokens.count_text(text, model))
+    text = counted.text
     flagged = any(r.is_error for r in unit.tool_results)
     patterns: dict[tuple[str, str], None] = {}
     rendered: dict[tuple[str, str], None] = {}
@@ -153,7 +268,7 @@ def compute_features(conv: Conversation, unit: Unit, endpoint: Endpoint,
         else:
             patterns[(r.tool_name, output_signature(r.text))] = None
     content = _MARKER_SPAN.sub(" ", text) if "[headroom: " in text else text
-    return UnitFeatures(text=text, tokens=tokens.count_text(text, model),
-                        error=error_level(text, flagged), identifiers=identifiers_of(content),
-                        patterns=tuple(patterns), profile=term_profile(content),
-                        rendered=tuple(rendered))
+    profile = term_profile(content)
+    return UnitFeatures(text=text, tokens=counted.tokens, error=error_level(text, flagged),
+                        identifiers=identifiers_of(content), patterns=tuple(patterns),
+                        profile=profile, rendered=tuple(rendered), terms=bm25.term_counts(profile))

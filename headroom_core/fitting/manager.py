@@ -15,9 +15,7 @@ import copy
 import hashlib
 import logging
 import math
-import threading
 import time
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Protocol, Sequence
 
@@ -26,7 +24,8 @@ from ..compression.markers import HASH_LEN
 from ..settings import Settings, parse_weights
 from ..storage.base import Storage
 from ..wire.common import Endpoint
-from .features import FeatureCache, UnitFeatures
+from .features import FeatureCache, LazyFeatures, UnitText
+from .lru import LRU
 from .policy import DropPolicy, IntelligentContextManager, RollingWindow
 from .render import CONTEXT_KIND, build_marker, marker_messages, transcript
 from .scoring import ScoringConfig, build_query
@@ -94,35 +93,14 @@ class FitReport:
     reason: str = ""
 
 
-class _LRU:
-    def __init__(self, entries: int) -> None:
-        self._entries = entries
-        self._data: OrderedDict = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Any) -> Any:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Any, value: Any) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._entries:
-                self._data.popitem(last=False)
-
-
 class ContextFitter:
     """fit_request with its process-wide caches (unit features, harder renderings, CCR puts)."""
 
     def __init__(self) -> None:
         self.features = FeatureCache()
-        self._fixed = _LRU(256)
-        self._harder = _LRU(HARDER_CACHE_UNITS)
-        self._puts = _LRU(4096)
+        self._fixed = LRU(256)
+        self._harder = LRU(HARDER_CACHE_UNITS)
+        self._puts = LRU(4096)
 
     def _fixed_tokens(self, doc: Mapping[str, Any], endpoint: Endpoint, model: str | None) -> int:
         """System prompt, instructions and tool definitions: the part every turn repeats."""
@@ -264,7 +242,7 @@ class ContextFitter:
         current = work.input_tokens()
         if work.fits(current, config.target_ratio):
             return 0, "off"
-        order, method = policy.drop_order(candidates, work.feats, self._query(units, work.feats),
+        order, method = policy.drop_order(candidates, work.features(), self._query(units, work.counted),
                                           toin=toin, deadline=deadline)
         if not work.dropped:
             current += MARKER_TOKENS_ESTIMATE
@@ -273,7 +251,7 @@ class ContextFitter:
             if work.fits(current, config.target_ratio):
                 break
             work.dropped.add(units[pos].uid)
-            current -= work.feats[pos].tokens
+            current -= work.counted[pos].tokens
             newly += 1
         return newly, method
 
@@ -284,16 +262,17 @@ class ContextFitter:
         if conv is None:
             return []
         model = doc.get("model") if type(doc.get("model")) is str else None
-        feats = [self.features.features(conv, u, endpoint, model) for u in conv.units]
+        counted = [self.features.counted(conv, u, endpoint, model) for u in conv.units]
+        feats = LazyFeatures(self.features, conv, endpoint, model, [""] * len(conv.units))
         policy: DropPolicy = (IntelligentContextManager(config.scoring) if config.intelligent
                               else RollingWindow())
         candidates = [p for p, u in enumerate(conv.units) if u.protected is None]
-        order, _ = policy.drop_order(candidates, feats, self._query(conv.units, feats),
+        order, _ = policy.drop_order(candidates, feats, self._query(conv.units, counted),
                                      toin=toin, deadline=deadline)
         return [conv.units[p] for p in order]
 
     @staticmethod
-    def _query(units: Sequence[Unit], feats: Sequence[UnitFeatures]) -> str:
+    def _query(units: Sequence[Unit], feats: Sequence[UnitText]) -> str:
         """The current task: the newest human exchanges, the first user message, then the
         newest tool steps (deep in an agent loop the first message is usually the task)."""
         recent = [(u, f.text) for u, f in zip(reversed(units), reversed(feats)) if u.protected == "recent"]
@@ -304,28 +283,40 @@ class ContextFitter:
 
 
 class _Work:
-    """One request being fitted: its units, their current features, the decisions so far."""
+    """One request being fitted: its units, their current counts, the decisions so far."""
 
     def __init__(self, fitter: ContextFitter, tenant: str, conv: Conversation, endpoint: Endpoint,
                  model: str | None, limit: ModelLimit, reserve: int, fixed: int) -> None:
         self.fitter, self.tenant, self.conv = fitter, tenant, conv
         self.endpoint, self.model = endpoint, model
         self.limit, self.reserve, self.fixed = limit, reserve, fixed
-        self.feats = [fitter.features.features(conv, u, endpoint, model) for u in conv.units]
-        self.normal_tokens = [f.tokens for f in self.feats]
+        self.counted = [fitter.features.counted(conv, u, endpoint, model) for u in conv.units]
+        self.normal_tokens = [c.tokens for c in self.counted]
+        self.variants = [""] * len(conv.units)  # ":harder" where compress-first re-rendered it
         self.tokens_before = fixed + sum(self.normal_tokens)
         self.originals: dict[int, list] = {}  # position → its messages before compress-first
         self.dropped: set[str] = set()
         self.harder: set[str] = set()
         self.marker_tokens = 0
 
+    def features(self) -> LazyFeatures:
+        """Scoring features of the units as they stand now (a policy reads what it needs)."""
+        return LazyFeatures(self.fitter.features, self.conv, self.endpoint, self.model,
+                            list(self.variants))
+
     def input_tokens(self) -> int:
-        kept = sum(f.tokens for u, f in zip(self.conv.units, self.feats) if u.uid not in self.dropped)
+        dropped = self.dropped
+        kept = sum(c.tokens for u, c in zip(self.conv.units, self.counted) if u.uid not in dropped)
         marker = self.marker_tokens or (MARKER_TOKENS_ESTIMATE if self.dropped else 0)
         return self.fixed + kept + marker
 
     def fits(self, count: int, ratio: float = 1.0) -> bool:
         return math.ceil(count * self.limit.count_scale) + self.reserve <= self.limit.window * ratio
+
+    def _recount(self, pos: int, variant: str) -> None:
+        self.variants[pos] = variant
+        self.counted[pos] = self.fitter.features.counted(self.conv, self.conv.units[pos],
+                                                         self.endpoint, self.model, variant)
 
     def compress(self, positions: Sequence[int], harder: CompressHarder) -> None:
         for pos in positions:
@@ -335,13 +326,12 @@ class _Work:
                 continue  # failed, or nothing left to compress: the unit stays as it is
             self.originals[pos] = self.conv.items[unit.start:unit.end]
             self.conv.items[unit.start:unit.end] = rendered  # same length: indices stay valid
-            self.feats[pos] = self.fitter.features.features(self.conv, unit, self.endpoint,
-                                                            self.model, variant=":harder")
+            self._recount(pos, ":harder")
 
     def restore(self, pos: int) -> None:
         unit = self.conv.units[pos]
         self.conv.items[unit.start:unit.end] = self.originals.pop(pos)
-        self.feats[pos] = self.fitter.features.features(self.conv, unit, self.endpoint, self.model)
+        self._recount(pos, "")
 
     def apply_drops(self, gone: Sequence[Unit], marker: str) -> None:
         inserted = marker_messages(self.conv, marker)
@@ -360,7 +350,7 @@ class _Work:
         units = self.conv.units
         gone = [u for u in units if u.uid in self.dropped] if fitted else []
         after = self.input_tokens() if fitted else self.tokens_before
-        savings = sum(self.normal_tokens[p] - self.feats[p].tokens for p in self.originals)
+        savings = sum(self.normal_tokens[p] - self.counted[p].tokens for p in self.originals)
         return FitReport(
             fitted=fitted, tokens_before=self.tokens_before, tokens_after=after,
             dropped_units=len(gone), marker_hash=kw.pop("marker_hash", None),

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
+from itertools import chain
 from typing import Mapping, Sequence
 
 from .. import bm25, embeddings
@@ -78,10 +80,13 @@ def _minmax(values: Sequence[float]) -> list[float]:
     return [(v - lo) / (hi - lo) for v in values]
 
 
-def _lexical(query: str, profiles: Sequence[str]) -> list[float]:
-    """BM25 of each unit's term profile against the task (units without a match score 0)."""
-    scores = [0.0] * len(profiles)
-    for index, score in bm25.rank(profiles, query[:BM25_QUERY_CHARS], limit=len(profiles)):
+def _lexical(query: str, feats: Sequence[UnitFeatures]) -> list[float]:
+    """BM25 of each unit's term profile against the task (units without a match score 0).
+    The profiles' terms were counted with the features: a request counts only its query."""
+    scores = [0.0] * len(feats)
+    ranked = bm25.rank_counted([f.profile_terms() for f in feats], [len(f.profile) for f in feats],
+                               query[:BM25_QUERY_CHARS], limit=len(feats))
+    for index, score in ranked:
         scores[index] = score
     return scores
 
@@ -138,19 +143,19 @@ def reference_scores(candidates: Sequence[int], all_feats: Sequence[UnitFeatures
     An identifier found in many units (a common name, a shared directory) says nothing about
     one of them: only those in at most REFERENCE_MAX_SHARE of the units (at least 3) count.
     """
-    last_seen: dict[str, int] = {}
-    seen_in: dict[str, int] = {}
-    for pos, feats in enumerate(all_feats):
-        for ident in feats.identifiers:
-            last_seen[ident] = pos
-            seen_in[ident] = seen_in.get(ident, 0) + 1
-    common = max(3, int(len(all_feats) * REFERENCE_MAX_SHARE))
-    out = []
-    for pos in candidates:
-        hits = sum(1 for ident in all_feats[pos].identifiers
-                   if last_seen[ident] > pos and seen_in[ident] <= common)
-        out.append(min(1.0, hits / REFERENCES_FOR_FULL_SCORE))
-    return out
+    idents = [f.identifiers for f in all_feats]
+    seen_in = Counter(chain.from_iterable(idents))  # units each identifier appears in
+    common = max(3, int(len(idents) * REFERENCE_MAX_SHARE))
+    # Newest first, with the identifiers of the units after `pos` in `later` (set operations
+    # in C rather than a Python step per identifier).
+    wanted = set(candidates)
+    hits: dict[int, int] = {}
+    later: set[str] = set()
+    for pos in range(len(idents) - 1, -1, -1):
+        if pos in wanted:
+            hits[pos] = sum(1 for ident in idents[pos] & later if seen_in[ident] <= common)
+        later.update(idents[pos])
+    return [min(1.0, hits[pos] / REFERENCES_FOR_FULL_SCORE) for pos in candidates]
 
 
 def toin_scores(feats: Sequence[UnitFeatures], toin: ToinView) -> list[float]:
@@ -195,7 +200,7 @@ def score_units(candidates: Sequence[int], all_feats: Sequence[UnitFeatures], qu
             sims = _embedded(query, texts, deadline)
             method = "embeddings" if sims is not None else method
         if sims is None:
-            sims = _lexical(query, [all_feats[pos].profile for pos in candidates])
+            sims = _lexical(query, [all_feats[pos] for pos in candidates])
             method = "bm25"
         semantic = _minmax(sims)
 
@@ -208,10 +213,13 @@ def score_units(candidates: Sequence[int], all_feats: Sequence[UnitFeatures], qu
                   if weights.get("reference", 0.0) > 0 else [0.0] * n)
 
     total = sum(w for w in weights.values() if w > 0) or 1.0
+    columns = (recency, semantic, toin_values, errors, references)  # in FACTORS order
+    active = [(weights[f], column) for f, column in zip(FACTORS, columns) if weights.get(f, 0.0) > 0]
     scores = []
     for i in range(n):
-        values = {"recency": recency[i], "semantic": semantic[i], "toin": toin_values[i],
-                  "error": errors[i], "reference": references[i]}
-        score = sum(weights.get(f, 0.0) * v for f, v in values.items() if weights.get(f, 0.0) > 0)
-        scores.append(UnitScore(score / total, **values))
+        # sum() over the weighted factors in FACTORS order: the same floating-point sum (and on
+        # 3.12 the same compensated summation) whatever the weights, so the same drop order.
+        score = sum([w * column[i] for w, column in active])
+        scores.append(UnitScore(score / total, recency[i], semantic[i], toin_values[i], errors[i],
+                                references[i]))
     return ScoringResult(tuple(scores), method)

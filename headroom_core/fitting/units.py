@@ -16,12 +16,12 @@ from __future__ import annotations
 
 import enum
 import hashlib
-import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from ..wire.common import Endpoint
+from . import canonical
 
 
 class Fmt(str, enum.Enum):
@@ -243,7 +243,7 @@ _INFO = {Fmt.ANTHROPIC: _anthropic_info, Fmt.CHAT: _chat_info, Fmt.RESPONSES: _r
 
 
 def _canonical(msgs: list) -> str:
-    text = json.dumps(msgs, ensure_ascii=False, separators=(",", ":"), default=str)
+    text = canonical.dumps(msgs)  # json.dumps(ensure_ascii=False, compact), re-sends made cheap
     if '"cache_control"' in text:  # breakpoints move every turn; the unit stays the same unit
         text = _CACHE_CONTROL.sub("", text)
     return text
@@ -269,30 +269,33 @@ def split_conversation(doc: dict, endpoint: Endpoint, protect_last_turns: int) -
     cuts = _merge_spans(cuts, infos)
     bounds = list(zip(cuts, cuts[1:] + [len(items)]))
 
-    first_user = next((i for i, info in enumerate(infos) if info.role == "user"), None)
+    roles = [info.role for info in infos]
+    first_user = roles.index("user") if "user" in roles else None
     # The last K turns: a turn is one unit (a model step with what answers it), system units
     # aside. The newest turn is the one being answered, so at least one is always kept.
-    turns_seen, recent = 0, set()
+    recent: set[int] = set()
     k = max(1, protect_last_turns)
     for n in range(len(bounds) - 1, -1, -1):
+        if len(recent) >= k:
+            break
         lo, hi = bounds[n]
-        if any(infos[i].role == "system" for i in range(lo, hi)):
-            continue
-        if turns_seen < k:
+        if "system" not in roles[lo:hi]:
             recent.add(n)
-            turns_seen += 1
 
     seen: dict[str, int] = {}
     units: list[Unit] = []
+    sha256 = hashlib.sha256
     for n, (lo, hi) in enumerate(bounds):
         span = infos[lo:hi]
-        digest = hashlib.sha256(_canonical(items[lo:hi]).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        digest = sha256(_canonical(items[lo:hi]).encode("utf-8", "surrogatepass")).hexdigest()[:24]
         occurrence = seen.get(digest, 0)
         seen[digest] = occurrence + 1
-        names = {cid: name for info in span for cid, name in info.call_names.items()}
-        results = tuple(ToolResult(names.get(cid, ""), text, err)
-                        for info in span for cid, text, err in info.outputs)
-        if any(info.role == "system" for info in span):
+        results: tuple[ToolResult, ...] = ()
+        if any(info.outputs for info in span):
+            names = {cid: name for info in span for cid, name in info.call_names.items()}
+            results = tuple(ToolResult(names.get(cid, ""), text, err)
+                            for info in span for cid, text, err in info.outputs)
+        if "system" in roles[lo:hi]:
             protected, kind = "system", "system"
         else:
             kind = "tool" if any(info.calls or info.results for info in span) else "exchange"

@@ -112,6 +112,45 @@ def agent_script(rounds: int, *, seed: int = 7, size: int = 60, chat_every: int 
     return Script(SYSTEM, TASK, tuple(out))
 
 
+def huge_output(rng: random.Random, n: int, lines: int) -> Round:
+    """One big tool output: a build log, a JSON listing, a whole file or a repository grep."""
+    choice = n % 4
+    if choice == 0:
+        levels = ("INFO", "INFO", "INFO", "DEBUG", "WARN")
+        log = "\n".join(f"2024-05-{1 + i % 28:02d}T10:{i % 60:02d}:{(i * 7) % 60:02d}Z {rng.choice(levels)} "
+                        f"{rng.choice(_WORDS)}.{rng.choice(_WORDS)} request_id={rng.randrange(16**8):08x} "
+                        f"{' '.join(rng.sample(_WORDS, 5))} took {rng.randrange(1, 900)}ms"
+                        for i in range(lines))
+        return Round("tool", "Fetching the build log.", log, "bash", {"command": "cat build.log"})
+    if choice == 1:
+        rows = [{"id": f"{rng.choice(_WORDS)}-{n}-{i}", "status": rng.choice(("ok", "ok", "pending")),
+                 "owner": rng.choice(_WORDS), "size": rng.randrange(10**6), "tags": rng.sample(_WORDS, 3)}
+                for i in range(lines)]
+        return Round("tool", "Listing the records.", json.dumps(rows, indent=1), "list_records",
+                     {"table": rng.choice(_WORDS)})
+    if choice == 2:
+        path = f"src/{rng.choice(_WORDS)}/generated_{n}.py"
+        return Round("tool", f"Reading {path}.", _code(rng, path, lines, n), "read_file", {"path": path})
+    term = rng.choice(_WORDS)
+    return Round("tool", f"Searching the repository for {term}.", _grep(rng, term, lines, n), "grep",
+                 {"pattern": term})
+
+
+def mixed_script(rounds: int, huge_at: tuple[int, ...], *, seed: int = 3, huge_lines: int = 2000,
+                 chat_every: int = 2) -> Script:
+    """Many small turns (short chat, small tool results) and a few huge tool outputs at `huge_at`."""
+    rng = random.Random(seed)
+    out = []
+    for n in range(rounds):
+        if n in huge_at:
+            out.append(huge_output(rng, len(out), huge_lines))
+        elif chat_every and n % chat_every == 0:
+            out.append(chat_round(n))
+        else:
+            out.append(tool_round(rng, n, size=6))
+    return Script(SYSTEM, TASK, tuple(out))
+
+
 # --- rendering ----------------------------------------------------------------------------------
 
 def _call_id(endpoint: Endpoint, n: int) -> str:
