@@ -252,15 +252,76 @@ def request_texts(doc: Any, endpoint: Endpoint) -> list[str]:
 
 
 def count_request(doc: Any, endpoint: Endpoint) -> int:
-    """Tokens of all text in a request that reaches the model, in one encode call.
+    """Tokens of all text in a request that reaches the model: `count_text` of its texts joined
+    with newlines.
 
     System prompt, messages (or Responses input) with tool calls and tool results, and tool
     definitions as JSON text. Images and other base64 payloads are skipped; per-message framing
     tokens are not added, so before/after counts of the same request shape stay comparable.
+
+    Counted text by text where a text starts a new token (after the joining newline, a text
+    that does not start with whitespace or `/`; others are counted with the one before), with
+    the same total. A text of MEMO_CHARS or more is counted once per content and model
+    (compression.counting.COUNTS, shared with the engine, which leaves its renderings' counts
+    there): an agent re-sends its whole history every turn, and only what is new is counted.
     """
     texts = request_texts(doc, endpoint)
     model = doc.get("model") if isinstance(doc, dict) else None
-    return count_text("\n".join(texts), model if isinstance(model, str) else None)
+    model = model if isinstance(model, str) else None
+    total = 0
+    group: list[str] = []
+    for i, text in enumerate(texts):
+        group.append(text)
+        nxt = texts[i + 1] if i + 1 < len(texts) else None
+        if nxt is None or (nxt and not nxt[0].isspace() and nxt[0] != "/"):
+            total += _count_piece(group[0] if len(group) == 1 else "\n".join(group), nxt is not None, model)
+            group = []
+    return total
+
+
+MEMO_CHARS = 2048  # texts this long or longer are counted once per content (and model)
+_HASH_PIECE = 1 << 18
+_TAIL_SEARCH = 1 << 16
+
+
+def _count_piece(text: str, newline: bool, model: str | None) -> int:
+    """count_text(text + "\n" if newline else text), from the remembered count of `text`."""
+    if len(text) < MEMO_CHARS:
+        return count_text(text + "\n" if newline else text, model)
+    from .compression.counting import COUNTS
+
+    total = COUNTS.count(text_digest(text), text, model)
+    if newline:  # only the text's last stretch can join the newline: count it both ways
+        tail = text[_last_cut(text):]
+        total += count_text(tail + "\n", model) - count_text(tail, model)
+    return total
+
+
+def _last_cut(text: str) -> int:
+    """The last offset where `text` splits without changing its count (0 if none nearby): right
+    after a newline followed by a character that is neither whitespace nor `/`
+    (compression/counting.py's rule)."""
+    floor = max(0, len(text) - _TAIL_SEARCH)
+    end = len(text) - 1
+    while True:
+        nl = text.rfind("\n", floor, end)
+        if nl == -1:
+            return 0
+        nxt = text[nl + 1]
+        if not nxt.isspace() and nxt != "/":
+            return nl + 1
+        end = nl
+
+
+def text_digest(text: str) -> str:
+    """sha256 (hex) of the text's UTF-8, lone surrogates kept: `ccr.content_hash`'s value,
+    hashed a piece at a time (encoding a 10 MB text in one call holds the GIL throughout)."""
+    if len(text) <= _HASH_PIECE:
+        return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    h = hashlib.sha256()
+    for i in range(0, len(text), _HASH_PIECE):
+        h.update(text[i:i + _HASH_PIECE].encode("utf-8", "surrogatepass"))
+    return h.hexdigest()
 
 
 def count_json_value(value: Any, model: str | None = None) -> int:

@@ -26,10 +26,11 @@ from typing import Any, Callable
 
 from .. import tokens
 from ..jsonfmt import decode_text
-from ..ccr import CCRError, CCRStore, content_hash, marker_hash
+from ..ccr import CCRError, CCRStore, marker_hash
+from ..tokens import text_digest
 from ..wire.common import ProviderRequest, ToolOutput
 from .base import CompressContext
-from .counting import TextSize, count_exact
+from .counting import COUNTS, TextSize, count_exact
 from .detect import detect_kind
 from .dispatch import compress_text
 from .markers import find_markers, has_marker
@@ -78,7 +79,7 @@ def _output(text: str, tenant: str, ccr: CCRStore, config: CompressionConfig, to
             hints: HintProvider | None) -> tuple[OutputResult, str, bool]:
     """compress_output's result, its memo key, and whether it was decided now (not remembered)."""
     model = config.model or model
-    digest = content_hash(text)
+    digest = text_digest(text)  # ccr.content_hash's value
     query = query_context + "\n" + _args_text(tool_args)
     shaped: tuple[tuple[str, ...], float] = ((), 0.0)
     if hints is not None and tool_name and len(text) * 4 >= config.min_tokens:
@@ -102,8 +103,7 @@ def _decide(text: str, digest: str, query: str, tool_name: str | None, config: C
     if len(text) * 4 < config.min_tokens:  # a token is at least one UTF-8 byte
         return OutputResult(None, "", 0, 0, digest, reason="below min_tokens", model=model)
     size = TextSize(text, digest, model)
-    before = size.sharpen(config.min_tokens)
-    if before < config.min_tokens:
+    if not size.at_least(config.min_tokens):
         return _left(size, digest, "", "below min_tokens")
     if has_marker(text):
         return _left(size, digest, "", "already carries a headroom marker")
@@ -114,11 +114,15 @@ def _decide(text: str, digest: str, query: str, tool_name: str | None, config: C
     if rendering is None or rendering.text == text:
         return _left(size, digest, str(kind), "nothing to omit")
     after = count_exact(rendering.text, model)
+    COUNTS.put(text_digest(rendering.text), model, after)  # the request's count finds it there
     # The smallest original this rendering is worth it for: after <= before * (1 - min_savings)
-    # and after < before. Only an estimate within MARGIN of it is counted exactly.
+    # and after < before. Only an estimate too close to it to call is counted exactly.
     least = max(after / (1.0 - config.min_savings), after + 1.0) if config.min_savings < 1.0 else float("inf")
-    before = size.sharpen(least)
-    if after >= before or after > before * (1.0 - config.min_savings):
+    worth = size.at_least(least)
+    before = size.value
+    if size.exact:  # the rule as written, on the exact count
+        worth = not (after >= before or after > before * (1.0 - config.min_savings))
+    if not worth:
         return _left(size, digest, rendering.kind, "saving below min_savings")
     if rendering.kind == "json":
         decode_text(rendering.text)  # JSON in, JSON out; a failure here is caught per output

@@ -125,13 +125,15 @@ def term_line_hits(lower_text: str, starts: Sequence[int], term: str, cap: int) 
 
 
 def query_line_hits(text: str, lines: Sequence[str], starts: Sequence[int], query: str,
-                    max_share: float = 0.01, floor: int = 5, ceiling: int = 40) -> set[int]:
+                    max_share: float = 0.01, floor: int = 5, ceiling: int = 40,
+                    lower: str | None = None) -> set[int]:
     """Lines matching distinctive query terms, rarest terms first. A term matching many lines
-    keeps only a few of them, and all terms together keep at most a small share of the text."""
+    keeps only a few of them, and all terms together keep at most a small share of the text.
+    `lower`: the text lower-cased, if already made."""
     terms = query_terms(query)
     if not terms:
         return set()
-    lower = chunked.lower(text)
+    lower = chunked.lower(text) if lower is None else lower
     cap = max(floor, min(ceiling, int(len(lines) * max_share)))
     per_term = []
     for term in terms:

@@ -56,8 +56,10 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     for i, key in enumerate(keys):
         if key not in first_at:
             first_at[key] = i
+    low: str | None = None  # the text lower-cased, made once for the scans that need it
     if len(first_at) > _PER_KEY_LIMIT:
-        hinted = sorted({bisect.bisect_right(starts, off) - 1 for off in sv.candidate_offsets(text)})
+        low = chunked.lower(text)
+        hinted = sorted({bisect.bisect_right(starts, off) - 1 for off in sv.candidate_offsets(text, low)})
         reps: dict[bytes, int] = {}
         for i in hinted:
             reps.setdefault(keys[i], i)
@@ -144,7 +146,7 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
                 for k in range(max(0, i - before), sv.trace_end(lines, i)):
                     kept[k] = True
 
-    for i in query_line_hits(text, lines, starts, ctx.query):
+    for i in query_line_hits(text, lines, starts, ctx.query, lower=low):
         kept[i] = True
 
     # One-off lines (start-up banners, config, shutdown) say a lot when there are few of them.

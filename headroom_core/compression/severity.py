@@ -93,11 +93,11 @@ def _hint_in(low: str) -> bool:
             or "✕" in low or "✗" in low or "❌" in low)
 
 
-def candidate_offsets(text: str) -> list[int]:
+def candidate_offsets(text: str, low: str | None = None) -> list[int]:
     """Offsets in `text` where a problem line may be: hint words, klog E/F/W lines, pytest `E`
     lines, ALERT. For outputs whose lines are nearly all distinct, scanning the text once per
-    hint is cheaper than testing every line."""
-    low = chunked.lower(text)
+    hint is cheaper than testing every line. `low`: the text lower-cased, if already made."""
+    low = chunked.lower(text) if low is None else low
     found: list[int] = []
     ascii_only = text.isascii()
     for hint in _HINTS:
@@ -114,9 +114,7 @@ def candidate_offsets(text: str) -> list[int]:
 def numeric_problem_offsets(text: str) -> list[tuple[int, int]]:
     """(offset, severity) of problems written in digits anywhere in `text`."""
     found: list[tuple[int, int]] = []
-    for anchor, rx in _NUMERIC_PROBLEMS:
-        if not chunked.contains(text, anchor):
-            continue
+    for anchor, rx in _NUMERIC_PROBLEMS:  # each pattern starts with its anchor: one scan each
         for m in chunked.finditer(rx, text, _NUMERIC_SPAN):
             # "3 failed" counts, "0 failed" and "v1.2 errors" do not
             if anchor[0] == " " and anchor != '" ' and not _COUNT_BEFORE_RE.search(text, max(0, m.start() - 12), m.start()):

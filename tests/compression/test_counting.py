@@ -105,17 +105,27 @@ def test_text_size_counts_exactly_only_what_a_decision_needs():
     assert size.exact and size.value == count_text(short)
 
     text = _log(6000)
+    exact = count_text(text)
     digest = content_hash(text)
     size = counting.TextSize(text, digest, None, memo)
     assert not size.exact and memo.peek(digest, None) is None  # nothing counted whole
-    far = size.value * (1 - counting.MARGIN) / 2
-    assert size.sharpen(far) == size.value and not size.exact
-    near = size.value * 0.97
-    assert size.sharpen(near) == count_text(text) and size.exact
-    assert memo.peek(digest, None) == count_text(text)
+    assert size.at_least(len(text) / counting.MAX_TOKEN_BYTES)  # certain without counting
+    assert size.at_least(exact / 3) and not size.at_least(exact * 3) and not size.exact
+    assert abs(size.value / exact - 1) < 0.1
+    assert size.at_least(exact) and not size.at_least(exact + 1)  # too close to call: counted
+    assert size.exact and size.value == exact and memo.peek(digest, None) == exact
     # the next sight of the same text starts from the remembered count
     again = counting.TextSize(text, digest, None, memo)
-    assert again.exact and again.value == count_text(text)
+    assert again.exact and again.value == exact
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_decisions_on_estimates_agree_with_the_exact_count(seed):
+    text = _mixed(seed)
+    exact = count_text(text)
+    for factor in (0.1, 0.3, 0.5, 0.8, 0.95, 1.0, 1.05, 1.3, 2.0, 4.0):
+        size = counting.TextSize(text, content_hash(text), None, counting.CountMemo())
+        assert size.at_least(exact * factor) == (exact >= exact * factor), factor
 
 
 def test_text_size_settle_gives_the_exact_count():

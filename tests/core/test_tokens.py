@@ -133,8 +133,8 @@ def test_long_texts_are_counted_in_pieces_with_the_same_total() -> None:
     assert tokens.count_text(text) == len(tokens.get_encoding().encode_ordinary(text))
 
 
-def _count(*pieces: str) -> int:
-    return tokens.count_text("\n".join(pieces))
+def _count(*pieces: str, model: str | None = None) -> int:
+    return tokens.count_text("\n".join(pieces), model)
 
 
 def test_count_request_anthropic() -> None:
@@ -178,7 +178,7 @@ def test_count_request_openai_chat_uses_model_encoding() -> None:
     }
     pieces = ["Be brief.", "What is in this image?", "ls", '{"dir":"."}', "a.py\nb.py",
               '{"type":"function","function":{"name":"ls","parameters":{}}}']
-    assert tokens.count_request(doc, Endpoint.OPENAI_CHAT) == tokens.count_text("\n".join(pieces), "gpt-4")
+    assert tokens.count_request(doc, Endpoint.OPENAI_CHAT) == _count(*pieces, model="gpt-4")
 
 
 def test_count_request_responses_and_plain_string_input() -> None:
@@ -197,9 +197,50 @@ def test_count_request_responses_and_plain_string_input() -> None:
 
 def test_count_request_other_and_odd_shapes() -> None:
     doc = {"model": "text-embedding-3-small", "input": ["alpha beta", "gamma"], "encoding_format": "float"}
-    assert tokens.count_request(doc, Endpoint.OPENAI_OTHER) == tokens.count_text("alpha beta\ngamma", "gpt-4")
+    assert tokens.count_request(doc, Endpoint.OPENAI_OTHER) == _count("alpha beta", "gamma", model="gpt-4")
     for odd in (None, [], "text", {"messages": "not a list", "tools": {"x": 1}}, {"messages": [None, 3, ["x"]]}):
         assert tokens.count_request(odd, Endpoint.ANTHROPIC_MESSAGES) >= 0
+
+
+def test_count_request_counts_a_long_text_once_per_content() -> None:
+    from headroom_core.compression.counting import COUNTS
+
+    COUNTS.clear()
+    big = "\n".join(f"line {i}: status ok" for i in range(3000)) + "}"
+    doc = {"model": "gpt-4o", "messages": [{"role": "user", "content": "hi"}, {"role": "tool", "content": big},
+                                           {"role": "user", "content": "and?"}]}
+    assert tokens.count_request(doc, Endpoint.OPENAI_CHAT) == _count("hi", big, "and?")
+    assert COUNTS.peek(tokens.text_digest(big), "gpt-4o") == tokens.count_text(big)
+    COUNTS.put(tokens.text_digest(big), "gpt-4o", 7)  # remembered: not counted again
+    assert tokens.count_request(doc, Endpoint.OPENAI_CHAT) == \
+        _count("hi", big, "and?") - tokens.count_text(big) + 7
+    COUNTS.clear()
+
+
+ODD_STARTS = ["plain", " space", "\nnewline", "/slash", "", "\ttab", "}", "  \n  ", "é", "日本", "word\n", "x" * 3000,
+              "\n" + "y" * 3000, "z" * 2500 + "}", "/" + "w" * 2100 + "\n\n", "  " + "q\n" * 1200 + "  "]
+
+
+@pytest.mark.parametrize("seed", range(30))
+@pytest.mark.parametrize("model", [None, "gpt-4"])
+def test_count_request_text_by_text_equals_the_joined_count(seed: int, model: str | None) -> None:
+    import random
+
+    from headroom_core.compression.counting import COUNTS
+
+    rng = random.Random(seed)
+    pieces = [rng.choice(ODD_STARTS) + rng.choice(["", " tail", "}\n", "\n"]) for _ in range(rng.randint(1, 12))]
+    doc = {"model": model or "gpt-4o", "messages": [{"role": "user", "content": p} for p in pieces]}
+    for _ in range(2):  # counted, then from the memo
+        assert tokens.count_request(doc, Endpoint.OPENAI_CHAT) == tokens.count_text("\n".join(pieces), model)
+    COUNTS.clear()
+
+
+@pytest.mark.parametrize("text", ["", "abc", "é日😀\ud800", "x" * (1 << 19) + "é" * 1000])
+def test_text_digest_is_the_ccr_content_hash(text: str) -> None:
+    from headroom_core.ccr import content_hash
+
+    assert tokens.text_digest(text) == content_hash(text)
 
 
 def test_count_json_value() -> None:
