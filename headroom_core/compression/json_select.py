@@ -12,6 +12,7 @@ retrieved keep a larger share.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import re
 from dataclasses import dataclass, field
@@ -129,6 +130,25 @@ def _fields(values: list[dict]) -> list[str]:
     return list(names)
 
 
+def _column(values: list[dict], name: Any, default: Any = None) -> list[Any]:
+    """`[v.get(name, default) for v in values]`, with the loop in C (a slice of items a call)."""
+    out: list[Any] = []
+    for i in range(0, len(values), _SLICE):
+        out += map(dict.get, values[i:i + _SLICE], itertools.repeat(name), itertools.repeat(default))
+    return out
+
+
+def _all_fields(values: list[dict]) -> set:
+    """Every field of every item (the union runs in C, a slice of items a call)."""
+    out: set = set()
+    for i in range(0, len(values), _SLICE):
+        out.update(*values[i:i + _SLICE])
+    return out
+
+
+_SLICE = 1 << 13
+
+
 _median = chunked.sorted_median
 
 
@@ -156,7 +176,7 @@ def record_columns(values: list[dict], sel: Selection, harder: bool) -> tuple[li
     max_card = 4 if harder else 6
     rare_cap = max(2, n // 50)
     for name in _fields(values):
-        col = [v.get(name, _MISSING) for v in values]
+        col = _column(values, name, _MISSING)
         label = f"column {name}" if isinstance(name, int) else name
         first = col[0]
         if first is not _MISSING and col.count(first) == n:
@@ -202,7 +222,7 @@ def hinted_picks(values: list[dict], fields: tuple[str, ...]) -> list[tuple[int,
     for name in _fields(values):
         if str(name).lower() not in wanted:
             continue
-        col = [v.get(name, _MISSING) for v in values]
+        col = _column(values, name, _MISSING)
         try:
             counts = chunked.counter(col)
         except TypeError:  # lists or objects as values
@@ -223,8 +243,11 @@ _PATH_FIELDS = ("path", "file", "filename", "file_path", "filepath", "uri", "loc
 def _file_picks(values: list[dict], sel: Selection) -> list[tuple[int, str]]:
     """Search hits as JSON (items naming a file): count the items per file into `sel.files`
     and return one item per file, files in order of appearance, as picks."""
+    present = _all_fields(values)
     for name in _PATH_FIELDS:
-        col = [v.get(name) for v in values]
+        if name not in present:
+            continue  # all None: not the path field
+        col = _column(values, name)
         paths = [p for p in col if isinstance(p, str) and ("/" in p or "." in p) and " " not in p]
         if len(paths) >= 0.9 * len(values):
             break

@@ -21,6 +21,7 @@ _DECODER = json.JSONDecoder()
 _SCAN = _DECODER.scan_once
 scan_once = _SCAN
 _WS = re.compile(r"[ \t\n\r]*")
+_WS_CHARS = " \t\n\r"
 
 
 @dataclass(frozen=True)
@@ -72,6 +73,10 @@ def array_spans(text: str, start: int) -> tuple[list[tuple[int, int]], list[Any]
             raise ValueError(f"bad JSON value at {i}") from e
         spans.append((i, end))
         values.append(value)
+        c = text[end]
+        if c == "," and text[end + 1] not in _WS_CHARS:  # compact JSON: no whitespace to skip
+            i = end + 1
+            continue
         i = ws(text, end).end()
         c = text[i]
         if c == ",":

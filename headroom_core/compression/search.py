@@ -8,10 +8,14 @@ rounds (definitions first) while the budget lasts. Lines that are not matches st
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import json
+import operator
 import re
 from dataclasses import dataclass, field
 
+from . import chunked
 from .base import CompressContext, Omitted, Rendering
 from .detect import SEARCH_LINE_RE
 from .lines import query_terms
@@ -104,9 +108,31 @@ def _parse_rg_json(lines: list[str]) -> tuple[dict[str, _File], list[str], int] 
     return (files, other, context) if files else None
 
 
+def _term_hits(files: dict[str, _File], terms: list[str], cap: int) -> list[list[tuple[str, int]]]:
+    """For each term, the matches (path, index) whose text contains it, in file order; a term
+    found in more than `cap` matches gets an empty list (it says nothing about which to keep).
+    One lower-cased text of all matches is searched with str.find, stopping past the cap."""
+    keys = [(p, k) for p, f in files.items() for k in range(len(f.matches))]
+    texts = [t.lower() for f in files.values() for _, t in f.matches]
+    low = "\n".join(texts)  # a term holds no newline: a hit never spans two matches
+    starts = [0, *itertools.accumulate(map(operator.add, map(len, texts[:-1]), itertools.repeat(1)))]
+    out = []
+    for term in terms:
+        hits: list[int] = []
+        for pos in chunked.find_all(low, term):
+            i = bisect.bisect_right(starts, pos) - 1
+            if not hits or hits[-1] != i:
+                hits.append(i)
+                if len(hits) > cap:
+                    break
+        out.append([keys[i] for i in hits] if len(hits) <= cap else [])
+    return out
+
+
 def compress(text: str, ctx: CompressContext) -> Rendering | None:
-    lines = text.split("\n")
-    parsed = _parse_rg_json(lines) if text.lstrip()[:1] == "{" else _parse(lines)
+    lines = chunked.split_lines(text)
+    first = chunked.strip_bounds(text)[0]
+    parsed = _parse_rg_json(lines) if text[first:first + 1] == "{" else _parse(lines)
     if parsed is None:
         return None
     files, other, context = parsed
@@ -117,14 +143,12 @@ def compress(text: str, ctx: CompressContext) -> Rendering | None:
     cap = max(3, total // 10)
     shown: dict[str, set[int]] = {p: set() for p in files}
     if terms:
-        lows = {p: [t.lower() for _, t in f.matches] for p, f in files.items()}
-        for term in terms:
-            hits = [(p, k) for p, low in lows.items() for k, t in enumerate(low) if term in t]
-            if len(hits) <= cap:
-                for p, k in hits:
-                    shown[p].add(k)
+        for hits in _term_hits(files, terms, cap):
+            for p, k in hits:
+                shown[p].add(k)
     # the budget is a share of the matches as grep prints them (rg --json is far wordier)
-    grep_size = sum(len(f.path) + len(t) + 2 for f in files.values() for _, t in f.matches)
+    grep_size = sum((len(f.path) + 2) * len(f.matches) + sum(map(len, map(operator.itemgetter(1), f.matches)))
+                    for f in files.values())
     budget = grep_size * (0.05 if ctx.harder else 0.10)
     used = sum(len(files[p].matches[k][1]) for p, ks in shown.items() for k in ks)
     order = sorted(files.values(), key=lambda f: -len(f.matches))  # stable: ties keep first appearance
