@@ -7,6 +7,8 @@ from .base import CompressContext, ContentKind, Rendering
 from .detect import detect_kind
 from .jsonscan import forget, parse_json
 
+GC_PAUSE_CHARS = 1 << 20  # texts this long are compressed with the cyclic collector held off
+
 _BY_KIND = {
     "json": json_array.compress,
     "log": logs.compress,
@@ -22,10 +24,11 @@ def compress_text(value: str, ctx: CompressContext, kind: ContentKind | None = N
                   allow_json: bool = True) -> Rendering | None:
     """The rendering of `value` by its kind's compressor, or None when nothing is worth cutting."""
     since = chunked.mark()
-    try:
-        return _compress_text(value, ctx, kind, allow_json)
-    finally:
-        chunked.release(since)  # the compressor's big lists, freed a slice at a time
+    with chunked.gc_paused(len(value) > GC_PAUSE_CHARS):
+        try:
+            return _compress_text(value, ctx, kind, allow_json)
+        finally:
+            chunked.release(since)  # the compressor's big lists, freed a slice at a time
 
 
 def _compress_text(value: str, ctx: CompressContext, kind: ContentKind | None,

@@ -92,3 +92,24 @@ def test_a_nested_release_leaves_the_outer_lists():
     del outer
     chunked.release()
     assert chunked.mark() == 0
+
+
+def test_gc_paused_nests_and_restores_the_collector():
+    import gc
+
+    assert gc.isenabled()
+    with chunked.gc_paused():
+        assert not gc.isenabled()
+        with chunked.gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with chunked.gc_paused(active=False):
+        assert gc.isenabled()
+    gc.disable()
+    try:
+        with chunked.gc_paused():
+            pass
+        assert not gc.isenabled()  # left as it was
+    finally:
+        gc.enable()
