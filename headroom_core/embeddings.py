@@ -119,12 +119,21 @@ def _key(text: str) -> str:
 
 def cached(text: str) -> Any | None:
     """The cached vector of `text`, or None (never computes)."""
-    key = _key(text[:MAX_CHARS])
+    return cached_many([text])[0]
+
+
+def cached_many(texts: Sequence[str]) -> list[Any | None]:
+    """The cached vector of each text, or None where it has none (never computes): one hash
+    per text and one lock for all, where scoring a long history asks for hundreds."""
+    keys = [_key(t[:MAX_CHARS]) for t in texts]
+    out: list[Any | None] = []
     with _cache_lock:
-        vec = _cache.get(key)
-        if vec is not None:
-            _cache.move_to_end(key)
-        return vec
+        for key in keys:
+            vec = _cache.get(key)
+            if vec is not None:
+                _cache.move_to_end(key)
+            out.append(vec)
+    return out
 
 
 def embed(texts: Sequence[str]) -> list[Any]:

@@ -56,12 +56,12 @@ _STRONG_SIGNS: tuple[tuple[str, "re.Pattern[str] | None"], ...] = tuple(
 # The same signs as one pattern: what `error_level` decides, sign by sign (tests compare them).
 STRONG_ERROR = re.compile("|".join(p.pattern if p else re.escape(lit) for lit, p in _STRONG_SIGNS),
                           re.M)
-_WEAK_ERROR = re.compile(r"\b(?:error|errors|failed|failure|failing|exception|denied|invalid)\b", re.I)
+WEAK_ERROR = re.compile(r"\b(?:error|errors|failed|failure|failing|exception|denied|invalid)\b", re.I)
 # Every weak match, lower-cased, contains one of these stems — except through "ı" and "İ", which
 # match "i" under IGNORECASE but lower-case to other letters: a text with them takes the regex.
 _WEAK_STEMS = ("error", "fail", "exception", "denied", "invalid")
 
-_IDENTIFIER = re.compile(
+IDENTIFIER = re.compile(
     r"(?:[\w.-]+/)+[\w.-]+"  # paths with a directory
     r"|\b[\w-]+\.(?:py|pyi|js|mjs|ts|tsx|jsx|go|rs|java|kt|rb|php|c|h|cc|cpp|hpp|cs|swift|scala|md"
     r"|json|ya?ml|toml|ini|cfg|conf|sh|sql|html|css|txt|log|lock|proto|tf)\b"  # bare file names
@@ -104,7 +104,7 @@ class UnitFeatures:
 
 def error_level(text: str, flagged: bool = False) -> float:
     """1.0, 0.5 or 0.25 as documented on UnitFeatures.error; what STRONG_ERROR.search and
-    _WEAK_ERROR.finditer over the whole text decide, without running them where they cannot
+    WEAK_ERROR.finditer over the whole text decide, without running them where they cannot
     match."""
     if flagged or any(lit in text and (rx is None or rx.search(text)) for lit, rx in _STRONG_SIGNS):
         return 1.0
@@ -113,7 +113,7 @@ def error_level(text: str, flagged: bool = False) -> float:
         if not any(stem in low for stem in _WEAK_STEMS):
             return 0.0
     weak = 0
-    for _ in _WEAK_ERROR.finditer(text):
+    for _ in WEAK_ERROR.finditer(text):
         weak += 1
         if weak >= 3:
             return 0.5
@@ -139,7 +139,7 @@ def _run_identifiers(run: str) -> tuple[str, ...]:
     found = _run_memo.get(run)
     if found is None:
         out = []
-        for m in _IDENTIFIER.finditer(run):
+        for m in IDENTIFIER.finditer(run):
             ident = m.group(0).strip(".-/")
             if len(ident) < 5:
                 continue
@@ -155,7 +155,7 @@ def _run_identifiers(run: str) -> tuple[str, ...]:
 
 def identifiers_of(text: str) -> frozenset[str]:
     """The first MAX_IDENTIFIERS distinct paths, file names, snake/camel case names and hex ids:
-    the matches of _IDENTIFIER over the text, found run by run (see _RUN)."""
+    the matches of IDENTIFIER over the text, found run by run (see _RUN)."""
     found: dict[str, None] = {}
     for run in _RUN.findall(text):
         # Shorter than 5, or plain lower-case letters, or digits: nothing it could match is kept.

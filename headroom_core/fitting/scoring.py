@@ -108,7 +108,8 @@ def _embedded(query: str, texts: Sequence[str], deadline: float | None) -> list[
     if deadline is None:
         deadline = time.monotonic() + DEFAULT_EMBED_BUDGET_S
     texts = [t[:EMBED_CHARS] for t in texts]
-    missing = list(dict.fromkeys(t for t in texts if embeddings.cached(t) is None))
+    vectors = embeddings.cached_many(texts)
+    missing = list(dict.fromkeys(t for t, v in zip(texts, vectors) if v is None))
     for start in range(0, len(missing), EMBED_BATCH):
         batch = missing[start:start + EMBED_BATCH]
         began = time.monotonic()
@@ -119,9 +120,12 @@ def _embedded(query: str, texts: Sequence[str], deadline: float | None) -> list[
         _observed_s_per_text = max(EMBED_SECONDS_PER_TEXT, 0.7 * _observed_s_per_text + 0.3 * spent)
     if time.monotonic() + _observed_s_per_text > deadline:
         return None  # not even the query fits
-    vectors = embeddings.embed([query[:EMBED_CHARS], *texts])
-    q = vectors[0]
-    return [max(0.0, float(q @ v)) for v in vectors[1:]]
+    if missing:  # embedded just now (and cached): the same vectors as a later turn reads
+        vectors = embeddings.cached_many(texts)
+    if any(v is None for v in vectors):  # pushed out of the cache meanwhile by other requests
+        vectors = embeddings.embed(texts)
+    q = embeddings.embed([query[:EMBED_CHARS]])[0]
+    return [max(0.0, float(q @ v)) for v in vectors]
 
 
 def build_query(parts: Sequence[str]) -> str:
