@@ -152,11 +152,13 @@ class HeadroomCore:
             # several times per request (scripts/bench_loop.py: p99 delay ~2x lower at 1 ms).
             sys.setswitchinterval(min(sys.getswitchinterval(), OPTIMIZE_SWITCH_INTERVAL_S))
         loop = asyncio.get_running_loop()
-        seen: dict[str, str] = {}  # the worker notes the model here as soon as it knows it
-        job = loop.run_in_executor(self._optimize_pool, self._optimize_sync, ticket, seen)
+        seen: dict[str, Any] = {}  # the worker notes the model here as soon as it knows it
         budget_ms = self.settings.compression_budget_ms
         if budget_ms and not getattr(self.optimizer, "warm", True):
             budget_ms += WARM_UP_ALLOWANCE_MS  # once per process: imports and the tokenizer
+        if budget_ms:  # the optimiser's deadline is this one (a job may wait in the pool first)
+            seen["deadline"] = time.monotonic() + budget_ms / 1000
+        job = loop.run_in_executor(self._optimize_pool, self._optimize_sync, ticket, seen)
         try:
             try:
                 result, body = await (asyncio.wait_for(asyncio.shield(job), budget_ms / 1000)
@@ -182,7 +184,7 @@ class HeadroomCore:
         self.metrics.optimization_error(ticket.info.route.provider, ticket.model, reason)
         return replace(ticket, error=f"optimisation failed ({message}); original forwarded")
 
-    def _optimize_sync(self, ticket: Ticket, seen: dict[str, str]) -> tuple[Ticket, bytes | None]:
+    def _optimize_sync(self, ticket: Ticket, seen: dict[str, Any]) -> tuple[Ticket, bytes | None]:
         from .wire.request import parse_request  # the wire views load with the first optimisation
 
         raw = ticket.info.body
