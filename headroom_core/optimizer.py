@@ -74,6 +74,10 @@ class RequestOptimizer:
         started = time.monotonic()
         budget_s = (self.settings.compression_budget_ms or 0) / 1000 or None
         deadline = started + budget_s if budget_s else None
+        if progress is not None and isinstance(progress.get("deadline"), float):
+            # The pipeline's deadline: its clock started before this job waited in the pool, and
+            # output it no longer waits for must not be remembered as sent (engine's late rule).
+            deadline = progress["deadline"]
         done: list[tuple[str, int, int]] = []
         notes: list[str] = []
         changed = False
