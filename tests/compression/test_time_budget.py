@@ -90,3 +90,28 @@ def test_the_first_request_of_a_process_is_not_held_to_the_late_rule(ccr):
     d = doc(LOG, ISSUES)
     assert len(run(d, ccr, CFG, deadline=late_deadline()).transforms) == 2
     assert engine._warm.is_set()
+
+
+def test_the_optimiser_keeps_to_the_pipelines_deadline(tmp_path, ccr):
+    """A job that only starts once the pipeline has given up on it (it waited in the pool)
+    compresses nothing and remembers nothing: the original went out."""
+    from headroom_core import services
+    from headroom_core.pipeline import HeadroomCore
+    from headroom_core.settings import Settings
+
+    settings = Settings(data_dir=str(tmp_path), cache=False)
+    core = HeadroomCore(settings)
+    svc = services.attach(core, settings)
+    try:
+        late = doc(LOG, ISSUES)
+        outcome = core.optimizer.optimize(parse_request(late, Endpoint.ANTHROPIC_MESSAGES), "t",
+                                          progress={"deadline": time.monotonic() - 1.0})
+        assert not outcome.changed and sent(late) == [LOG.text, ISSUES.text]
+        assert len(engine.MEMO._data) == 0
+        in_time = doc(LOG, ISSUES)
+        outcome = core.optimizer.optimize(parse_request(in_time, Endpoint.ANTHROPIC_MESSAGES), "t",
+                                          progress={"deadline": time.monotonic() + 60.0})
+        assert outcome.changed and sent(in_time) != [LOG.text, ISSUES.text]
+    finally:
+        core.close()
+        svc.close()
