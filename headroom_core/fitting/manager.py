@@ -27,12 +27,13 @@ from ..wire.common import Endpoint
 from .features import FeatureCache, LazyFeatures, UnitText
 from .lru import LRU
 from .policy import DropPolicy, IntelligentContextManager, RollingWindow
-from .render import CONTEXT_KIND, build_marker, marker_messages, transcript
+from .render import CONTEXT_KIND, build_marker, transcript, unit_transcript
 from .scoring import ScoringConfig, build_query
 from .state import STATE_TTL_S, FitState, FitStateStore, conversation_id
 from .toin import ToinView
 from .units import Conversation, Unit, conversation_anchor, message_shape, split_conversation
-from .windows import ModelLimit, ModelWindows, output_reserve
+from .windows import ModelWindows, output_reserve
+from .work import MARKER_TOKENS_ESTIMATE, FitReport, FitWork
 
 log = logging.getLogger("headroom.fitting")
 
@@ -40,9 +41,9 @@ log = logging.getLogger("headroom.fitting")
 # (same number of messages, same roles and call ids). Must be deterministic (DESIGN.md rule 2).
 CompressHarder = Callable[[list], list]
 
-MARKER_TOKENS_ESTIMATE = 120  # the marker message(s), counted exactly once built
 HARDER_CACHE_UNITS = 4000
 CCR_REFRESH_S = 600.0  # re-store an unchanged transcript this often (keeps its CCR entry alive)
+TRANSCRIPT_PARTS = 2000  # dropped units' transcript parts kept (a few conversations' worth)
 
 
 class ContextStore(Protocol):
@@ -74,25 +75,6 @@ class FitConfig:
             protect_last_turns=settings.protect_last_turns)
 
 
-@dataclass(frozen=True)
-class FitReport:
-    fitted: bool  # fitting changed the request
-    tokens_before: int  # o200k (or the model's encoding) over the whole request, unscaled
-    tokens_after: int
-    dropped_units: int  # units left out of this request (sticky ones included)
-    marker_hash: str | None
-    compress_first_savings: int
-    sticky_reused: bool  # decisions of earlier turns were re-applied
-    newly_dropped: int = 0
-    dropped_messages: int = 0
-    window: int = 0
-    reserve: int = 0
-    fits: bool = True
-    strategy: str = ""  # "intelligent", "position", "rolling"
-    semantic_method: str = "off"  # "embeddings", "bm25", "off"
-    reason: str = ""
-
-
 class ContextFitter:
     """fit_request with its process-wide caches (unit features, harder renderings, CCR puts)."""
 
@@ -101,6 +83,7 @@ class ContextFitter:
         self._fixed = LRU(256)
         self._harder = LRU(HARDER_CACHE_UNITS)
         self._puts = LRU(4096)
+        self._parts = LRU(TRANSCRIPT_PARTS)
 
     def _fixed_tokens(self, doc: Mapping[str, Any], endpoint: Endpoint, model: str | None) -> int:
         """System prompt, instructions and tool definitions: the part every turn repeats."""
@@ -147,9 +130,20 @@ class ContextFitter:
         if hit is not None and now - hit[1] < CCR_REFRESH_S:
             return hit[0]
         store = getattr(ccr, "ensure", None) or ccr.put  # ensure: no rewrite of a fresh entry
-        digest = store(tenant, transcript(conv, dropped), kind=CONTEXT_KIND)
+        digest = store(tenant, transcript(conv, dropped, lambda unit: self._unit_transcript(conv, unit)),
+                       kind=CONTEXT_KIND)
         self._puts.put(key, (digest, now))
         return digest
+
+    def _unit_transcript(self, conv: Conversation, unit: Unit) -> str:
+        """A dropped unit's transcript part, kept by unit id and place: a re-sent history's
+        drops are stored again (another CCR store, an expired put) without rendering them."""
+        key = (unit.uid, unit.start)
+        part = self._parts.get(key)
+        if part is None:
+            part = unit_transcript(conv, unit)
+            self._parts.put(key, part)
+        return part
 
     def fit(self, req: Any, *, tenant: str, ccr: ContextStore, state_storage: Storage,
             config: FitConfig, headers: Mapping[str, str] | None = None,
@@ -166,7 +160,7 @@ class ContextFitter:
         if conv is None:
             return FitReport(False, 0, 0, 0, None, 0, False, reason="no conversation to fit")
         model = doc.get("model") if type(doc.get("model")) is str else None
-        work = _Work(self, tenant, conv, endpoint, model, config.windows.limit_for(model, headers),
+        work = FitWork(self, tenant, conv, endpoint, model, config.windows.limit_for(model, headers),
                      output_reserve(doc), self._fixed_tokens(doc, endpoint, model))
         policy: DropPolicy = (IntelligentContextManager(config.scoring) if config.intelligent
                               else RollingWindow())
@@ -229,7 +223,7 @@ class ContextFitter:
         return FitReport(False, tokens_hint, tokens_hint, 0, None, 0, False, window=limit.window,
                          reserve=reserve, strategy=strategy, reason="fits")
 
-    def _decide(self, work: "_Work", policy: DropPolicy, config: FitConfig,
+    def _decide(self, work: "FitWork", policy: DropPolicy, config: FitConfig,
                 harder: CompressHarder | None, toin: ToinView | None,
                 deadline: float | None) -> tuple[int, str]:
         """New decisions for a request over its window: compress-first, then drops."""
@@ -280,84 +274,6 @@ class ContextFitter:
         said = [text for u, text in recent if u.kind == "exchange"]
         done = [text for u, text in recent if u.kind != "exchange"]
         return build_query(said + first + done)
-
-
-class _Work:
-    """One request being fitted: its units, their current counts, the decisions so far."""
-
-    def __init__(self, fitter: ContextFitter, tenant: str, conv: Conversation, endpoint: Endpoint,
-                 model: str | None, limit: ModelLimit, reserve: int, fixed: int) -> None:
-        self.fitter, self.tenant, self.conv = fitter, tenant, conv
-        self.endpoint, self.model = endpoint, model
-        self.limit, self.reserve, self.fixed = limit, reserve, fixed
-        self.counted = [fitter.features.counted(conv, u, endpoint, model) for u in conv.units]
-        self.normal_tokens = [c.tokens for c in self.counted]
-        self.variants = [""] * len(conv.units)  # ":harder" where compress-first re-rendered it
-        self.tokens_before = fixed + sum(self.normal_tokens)
-        self.originals: dict[int, list] = {}  # position → its messages before compress-first
-        self.dropped: set[str] = set()
-        self.harder: set[str] = set()
-        self.marker_tokens = 0
-
-    def features(self) -> LazyFeatures:
-        """Scoring features of the units as they stand now (a policy reads what it needs)."""
-        return LazyFeatures(self.fitter.features, self.conv, self.endpoint, self.model,
-                            list(self.variants))
-
-    def input_tokens(self) -> int:
-        dropped = self.dropped
-        kept = sum(c.tokens for u, c in zip(self.conv.units, self.counted) if u.uid not in dropped)
-        marker = self.marker_tokens or (MARKER_TOKENS_ESTIMATE if self.dropped else 0)
-        return self.fixed + kept + marker
-
-    def fits(self, count: int, ratio: float = 1.0) -> bool:
-        return math.ceil(count * self.limit.count_scale) + self.reserve <= self.limit.window * ratio
-
-    def _recount(self, pos: int, variant: str) -> None:
-        self.variants[pos] = variant
-        self.counted[pos] = self.fitter.features.counted(self.conv, self.conv.units[pos],
-                                                         self.endpoint, self.model, variant)
-
-    def compress(self, positions: Sequence[int], harder: CompressHarder) -> None:
-        for pos in positions:
-            unit = self.conv.units[pos]
-            rendered = self.fitter.harder_rendering(self.tenant, self.conv, unit, harder)
-            if rendered is None or rendered == self.conv.items[unit.start:unit.end]:
-                continue  # failed, or nothing left to compress: the unit stays as it is
-            self.originals[pos] = self.conv.items[unit.start:unit.end]
-            self.conv.items[unit.start:unit.end] = rendered  # same length: indices stay valid
-            self._recount(pos, ":harder")
-
-    def restore(self, pos: int) -> None:
-        unit = self.conv.units[pos]
-        self.conv.items[unit.start:unit.end] = self.originals.pop(pos)
-        self._recount(pos, "")
-
-    def apply_drops(self, gone: Sequence[Unit], marker: str) -> None:
-        inserted = marker_messages(self.conv, marker)
-        self.marker_tokens = tokens.count_text(
-            "\n".join(tokens.request_texts({self.conv.key: inserted}, self.endpoint)), self.model)
-        kept: list = []
-        for unit in self.conv.units:
-            if unit.uid in self.dropped:
-                kept.extend(inserted)
-                inserted = []
-            else:
-                kept.extend(self.conv.items[unit.start:unit.end])
-        self.conv.items[:] = kept  # in place: views over the body see the new list
-
-    def report(self, fitted: bool, policy: DropPolicy, **kw: Any) -> FitReport:
-        units = self.conv.units
-        gone = [u for u in units if u.uid in self.dropped] if fitted else []
-        after = self.input_tokens() if fitted else self.tokens_before
-        savings = sum(self.normal_tokens[p] - self.counted[p].tokens for p in self.originals)
-        return FitReport(
-            fitted=fitted, tokens_before=self.tokens_before, tokens_after=after,
-            dropped_units=len(gone), marker_hash=kw.pop("marker_hash", None),
-            compress_first_savings=max(0, savings) if fitted else 0,
-            sticky_reused=kw.pop("sticky_reused", False), dropped_messages=sum(u.size for u in gone),
-            window=self.limit.window, reserve=self.reserve, fits=self.fits(after),
-            strategy=policy.name, **kw)
 
 
 _FITTER = ContextFitter()

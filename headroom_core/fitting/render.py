@@ -12,7 +12,7 @@ Both are pure functions of the dropped units, so re-applying the same drops give
 from __future__ import annotations
 
 import json
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from ..compression.markers import make_marker
 from .units import Conversation, Fmt, Unit
@@ -81,14 +81,20 @@ def _message_text(fmt: Fmt, msg: Any) -> tuple[str, str]:
     return role, "\n".join(p for p in parts if p)
 
 
-def transcript(conv: Conversation, dropped: Sequence[Unit]) -> str:
-    """The dropped messages in conversation order, as text the model can read back."""
+def unit_transcript(conv: Conversation, unit: Unit) -> str:
+    """One dropped unit's part of the transcript: its messages, numbered by position."""
     out = []
-    for unit in dropped:
-        for i in range(unit.start, unit.end):
-            label, text = _message_text(conv.fmt, conv.items[i])
-            out.append(f"--- message {i + 1} ({label}) ---\n{text}")
-    return "\n\n".join(out) + "\n"
+    for i in range(unit.start, unit.end):
+        label, text = _message_text(conv.fmt, conv.items[i])
+        out.append(f"--- message {i + 1} ({label}) ---\n{text}")
+    return "\n\n".join(out)
+
+
+def transcript(conv: Conversation, dropped: Sequence[Unit],
+               part: Callable[[Unit], str] | None = None) -> str:
+    """The dropped messages in conversation order, as text the model can read back. `part`
+    gives a unit's `unit_transcript` (from a cache: it depends on the unit's content and place)."""
+    return "\n\n".join((part or (lambda unit: unit_transcript(conv, unit)))(u) for u in dropped) + "\n"
 
 
 def marker_summary(dropped: Sequence[Unit], kept_note: str) -> str:

@@ -195,6 +195,7 @@ def score_units(candidates: Sequence[int], all_feats: Sequence[UnitFeatures], qu
     if not config.intelligent:
         return ScoringResult(tuple(UnitScore(r, r) for r in recency), "off")
     weights = dict(config.weights)
+    all_feats = list(all_feats)  # computed once here if lazy (the references read every unit)
     texts = [all_feats[pos].text for pos in candidates]
 
     method, semantic = "off", [0.0] * n
