@@ -178,15 +178,10 @@ def render_diff(flow: Any, sent: bytes) -> str:
 
 
 def decoded_body(message: http.Message) -> bytes | None:
-    """message.get_content(strict=False), without its header lookup for a body that is not
-    content-encoded (then the raw body is the content)."""
-    raw = message.raw_content
-    if raw is None:
-        return None
-    for name, _ in message.headers.fields:
-        if name.lower() == b"content-encoding":
-            return message.get_content(strict=False)
-    return raw
+    """get_content(strict=False), minus its header lookup when the body is not content-encoded."""
+    if any(name.lower() == b"content-encoding" for name, _ in message.headers.fields):
+        return message.get_content(strict=False)
+    return message.raw_content
 
 
 def original_of(flow: Any) -> bytes | None:
@@ -344,11 +339,10 @@ class CaptureOriginal:
 
     def forget_unchanged(self, flow: http.HTTPFlow) -> None:
         """Drop the copy when nothing changed: the body itself is the original."""
+        # Most bodies go out as the very object captured: then there is nothing to decode.
         kept = flow.metadata.get(ORIGINAL_KEY)
-        if kept is None:
-            return  # nothing captured (or already forgotten)
-        # Most bodies go out untouched, as the very object captured: no decoding to compare.
-        if kept is flow.request.raw_content or kept == decoded_body(flow.request):
+        if kept is not None and (kept is flow.request.raw_content
+                                 or kept == decoded_body(flow.request)):
             flow.metadata.pop(ORIGINAL_KEY, None)
             entry = self._kept.pop(flow.id, None)
             if entry:
