@@ -155,6 +155,11 @@ def decode_text(text: str, decoder: json.JSONDecoder | None = None) -> Any:
     return _Reader(text, decoder.scan_once).document()
 
 
+def utf8_text(data: bytes) -> str:
+    """`data.decode("utf-8")`, a piece at a time for a large body."""
+    return _utf8(data)
+
+
 def _utf8(data: bytes) -> str:
     if len(data) <= BIG_TEXT:
         return data.decode("utf-8")
@@ -167,6 +172,7 @@ def _utf8(data: bytes) -> str:
 _WS = re.compile(r"[ \t\n\r]*")
 _STRING_BODY = re.compile(r'[^"\\]*(?:\\.[^"\\]*)*', re.S)  # up to the closing quote
 _TRY_WHOLE = (1 << 10, 1 << 16)  # a container is first tried whole within windows this long
+_SHORT_STRING = 1 << 12  # a string whose end is found this soon is decoded in one call
 _PLAIN = json.JSONDecoder()
 
 
@@ -257,31 +263,31 @@ class _Reader:
     def string(self, i: int) -> tuple[str, int]:
         """The string literal at `i` (a quote) and the index after it."""
         text, n = self.text, len(self.text)
-        pos = i + 1
-        while True:  # find the closing quote, one window at a time
-            limit = min(n, pos + PIECE)
-            end = _STRING_BODY.match(text, pos, limit).end()
-            if limit < n and (end == limit or (end == limit - 1 and text[end] == "\\")):
-                pos = end  # the window ended inside the string (or inside an escape)
-                continue
-            break
-        if end - i <= PIECE:
-            return scanstring(text, i + 1, True)
+        probe = min(n, i + 1 + _SHORT_STRING)
+        end = _STRING_BODY.match(text, i + 1, probe).end()
+        if end < probe and not (end == probe - 1 and text[end] == "\\") or probe == n:
+            return scanstring(text, i + 1, True)  # ends within the probe (or it is malformed)
+        # A long string: decoded a piece at a time; each piece gets a closing quote of its own,
+        # and the piece holding the real one stops the C scanner there.
         parts = []
         a = i + 1
-        while a < end:
-            b = _string_cut(text, a, end)
-            parts.append(scanstring(text[a:b] + '"', 0, True)[0])
+        while True:
+            b = _string_cut(text, a, n)
+            piece = text[a:b] + '"'
+            value, end = scanstring(piece, 0, True)
+            parts.append(value)
+            if end < len(piece):  # the real closing quote
+                return "".join(parts), a + end
+            if b >= n:
+                raise json.JSONDecodeError("Unterminated string starting at", text, i)
             a = b
-        if end >= n or text[end] != '"':
-            raise json.JSONDecodeError("Unterminated string starting at", text, i)
-        return "".join(parts), end + 1
 
 
 def _string_cut(text: str, a: int, end: int) -> int:
-    """Where to end a piece of the escaped string text[a:end]: about PIECE on, at a place with
-    no backslash in the 6 characters before it, so no escape (at most 6 long, and a surrogate
-    pair's second half starts with one) is cut. Without such a place nearby, the rest is one piece."""
+    """Where to end a piece of escaped string text starting at `a` (before `end`): about PIECE
+    on, at a place with no backslash in the 6 characters before it, so no escape (at most 6
+    long, and a surrogate pair's second half starts with one) is cut. Without such a place
+    nearby, the rest is one piece."""
     cut = a + PIECE
     if cut >= end:
         return end

@@ -20,6 +20,7 @@ def tiny(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(jsonfmt, "BIG_TEXT", 16)
     monkeypatch.setattr(jsonfmt, "PIECE", 7)
     monkeypatch.setattr(jsonfmt, "_TRY_WHOLE", (8, 32))
+    monkeypatch.setattr(jsonfmt, "_SHORT_STRING", 5)
 
 
 def random_doc(rng: random.Random, depth: int = 0) -> object:
@@ -64,7 +65,8 @@ def _leaves(value: object) -> list:
 
 @pytest.mark.parametrize("body", [b'{"a": "unterminated', b'{"a": [1, 2', b'{"a": NaN}', b'{"a": 1} x', b'{"a" 1}',
                                   b'{"a": "\x01 control"}', b'[1, 2,]', b'{"a": "\\ud800 lone"}', b'{"a": "bad \\x"}',
-                                  b'\xff\xfe', b'{"a": "' + b"\\" * 9 + b'"}', b'"' + b"ab\\\\" * 10 + b'"'])
+                                  b'\xff\xfe', b'{"a": "' + b"\\" * 9 + b'"}', b'"' + b"ab\\\\" * 10 + b'"',
+                                  b'{"a": "' + b"x" * 40, b'{"a": "' + b"\\u00e9" * 20 + b'"}', b'["' + b"y" * 30 + b'\\"]'])
 def test_piecewise_read_fails_where_the_whole_read_fails(tiny, body):
     try:
         expected = jsonfmt._DECODER.decode(body.decode("utf-8"))
@@ -83,3 +85,20 @@ def test_a_10_mb_output_reads_back_whole():
     doc = loads(body)
     assert doc["messages"][0]["content"][0]["content"] == text
     assert dumps(doc, jsonfmt.detect_style(body)) == body
+
+
+def test_utf8_text_and_accounting_read_large_bodies_piece_by_piece():
+    from headroom_core.accounting import request_facts
+    from headroom_core.tokens import count_request
+    from headroom_core.wire.common import Endpoint
+
+    text = "é日😀 line\n" * 150_000
+    data = text.encode()
+    assert len(data) > jsonfmt.BIG_TEXT and jsonfmt.utf8_text(data) == text
+    with pytest.raises(UnicodeDecodeError):
+        jsonfmt.utf8_text(data[:-1] + b"\xff")
+    body = json.dumps({"model": "gpt-4o", "stream": True, "messages": [{"role": "tool", "content": text}]},
+                      ensure_ascii=False).encode()
+    facts = request_facts(body, Endpoint.OPENAI_CHAT)
+    assert (facts.model, facts.stream) == ("gpt-4o", True)
+    assert facts.tokens == count_request(json.loads(body), Endpoint.OPENAI_CHAT)
