@@ -105,6 +105,13 @@ class RequestOptimizer:
         if report.timed_out:
             notes.append("compression: time budget reached; remaining outputs left as they were")
 
+        # Past the pipeline's deadline (and not known to be over the window by then), the pipeline
+        # has stopped waiting and sent the original: fitting it now would be work for nothing.
+        gave_up = progress is not None and isinstance(progress.get("deadline"), float) \
+            and time.monotonic() > progress["deadline"]
+        if gave_up:
+            return OptimizeOutcome(False, report.tokens_before, report.tokens_before,
+                                   notes=tuple(notes) + ("past the deadline: fitting skipped",))
         if progress is not None and self._over_window(request, report.tokens_after, headers):
             progress["must_fit"] = True
         harder = engine_compress_harder(endpoint, tenant=tenant, ccr=self.ccr,
