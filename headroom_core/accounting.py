@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .content_decoding import StreamDecoder
+from .jsonfmt import BIG_TEXT, decode_text, utf8_text
 from .usage import StreamTap, Usage, usage_from_body
 from .wire.common import Endpoint
 
@@ -40,6 +41,8 @@ def _json(body: bytes) -> Any:
     if not body or body.lstrip()[:1] not in (b"{", b"["):
         return None
     try:
+        if len(body) > BIG_TEXT:  # one C call would hold the GIL the event loop needs (~0.1 s / 10 MB)
+            return decode_text(utf8_text(body))
         return json.loads(body)
     except (ValueError, RecursionError):  # malformed, not UTF-8, or absurdly deep
         return None
