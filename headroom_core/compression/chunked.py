@@ -126,9 +126,10 @@ def finditer(pattern: re.Pattern[str], text: str, max_len: int, pos: int = 0, en
             yield m
 
 
-def sorted_median(xs: Sequence[float], chunk: int = 1 << 13) -> float:
-    """The median of `xs` (the mean of the middle two for an even count): slices are sorted
-    one C call each and merged lazily up to the middle."""
+def sorted_median(xs: Sequence[float], chunk: int = 1 << 17) -> float:
+    """The median of `xs` (the mean of the middle two for an even count). Up to `chunk` items
+    one sort (~10 ms for 100,000); beyond, slices are sorted one C call each and merged lazily
+    up to the middle (the merge runs in Python: slower, but never one long call)."""
     n = len(xs)
     if n <= chunk:
         s = sorted(xs)
