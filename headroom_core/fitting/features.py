@@ -153,6 +153,11 @@ def _run_identifiers(run: str) -> tuple[str, ...]:
     return found
 
 
+def clear_memo() -> None:
+    """Forget the identifiers remembered per word run (tests, benchmarks of first sight)."""
+    _run_memo.clear()
+
+
 def identifiers_of(text: str) -> frozenset[str]:
     """The first MAX_IDENTIFIERS distinct paths, file names, snake/camel case names and hex ids:
     the matches of IDENTIFIER over the text, found run by run (see _RUN)."""
