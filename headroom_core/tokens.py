@@ -298,19 +298,30 @@ def _count_piece(text: str, newline: bool, model: str | None) -> int:
 
 
 def _last_cut(text: str) -> int:
-    """The last offset where `text` splits without changing its count (0 if none nearby): right
-    after a newline followed by a character that is neither whitespace nor `/`
-    (compression/counting.py's rule)."""
+    """The last offset where `text` splits without changing its count (0 if none nearby), by
+    compression/counting.py's rules: right after a newline followed by a character that is
+    neither whitespace nor `/`, or between two ASCII punctuation characters other than `/` and
+    an ASCII letter (as in compact JSON's `},{"id`)."""
+    from .compression.counting import _PUNCT_CUT_RE
+
     floor = max(0, len(text) - _TAIL_SEARCH)
-    end = len(text) - 1
-    while True:
-        nl = text.rfind("\n", floor, end)
-        if nl == -1:
-            return 0
-        nxt = text[nl + 1]
-        if not nxt.isspace() and nxt != "/":
-            return nl + 1
-        end = nl
+    for window in (1 << 10, _TAIL_SEARCH):  # the nearest cut to the end: look close first
+        start = max(floor, len(text) - window)
+        cut = 0
+        end = len(text) - 1
+        while True:
+            nl = text.rfind("\n", start, end)
+            if nl == -1:
+                break
+            if not text[nl + 1].isspace() and text[nl + 1] != "/":
+                cut = nl + 1
+                break
+            end = nl
+        for m in _PUNCT_CUT_RE.finditer(text, max(start, cut)):
+            cut = m.start()
+        if cut:
+            return cut
+    return 0
 
 
 def text_digest(text: str) -> str:

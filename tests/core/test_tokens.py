@@ -246,3 +246,37 @@ def test_text_digest_is_the_ccr_content_hash(text: str) -> None:
 def test_count_json_value() -> None:
     assert tokens.count_json_value({"a": [1, 2]}) == tokens.count_text('{"a":[1,2]}')
     assert tokens.count_json_value("already text") == tokens.count_text("already text")
+
+
+@pytest.mark.parametrize("seed", range(12))
+@pytest.mark.parametrize("model", [None, "gpt-4"])
+def test_count_request_on_compact_json_texts(seed: int, model: str | None) -> None:
+    """Texts without newlines (compact JSON renderings) split at punctuation-letter boundaries."""
+    import json
+    import random
+
+    from headroom_core.compression.counting import COUNTS
+
+    rng = random.Random(seed)
+    alphabet = ["a", "Z", "é", "日", "0", "'s", " ", "/", '"', "{", "}", "[", "]", ",", ":", "\\", "!", "-"]
+
+    def value(depth: int = 0):
+        k = rng.randrange(6 if depth < 3 else 3)
+        if k == 0:
+            return "".join(rng.choice(alphabet) for _ in range(rng.randrange(0, 30)))
+        if k == 1:
+            return rng.choice([1, -2.5, True, None])
+        if k == 2:
+            return "x" * rng.randrange(0, 50)
+        if k == 3:
+            return [value(depth + 1) for _ in range(rng.randrange(0, 5))]
+        return {"".join(rng.choice(alphabet) for _ in range(rng.randrange(1, 6))): value(depth + 1)
+                for _ in range(rng.randrange(0, 5))}
+
+    pieces = [json.dumps([value() for _ in range(rng.randrange(60, 200))], separators=(",", ":"),
+                         ensure_ascii=rng.random() < 0.5) for _ in range(3)]
+    pieces.insert(rng.randrange(4), rng.choice(["next", "}tail", "  spaced", "/path", "Word"]))
+    doc = {"model": model or "gpt-4o", "messages": [{"role": "user", "content": p} for p in pieces]}
+    for _ in range(2):
+        assert tokens.count_request(doc, Endpoint.OPENAI_CHAT) == tokens.count_text("\n".join(pieces), model)
+    COUNTS.clear()
