@@ -182,7 +182,9 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
                      deadline: float | None = None, tokens_before: int | None = None,
                      hints: HintProvider | None = None, exact: bool = True) -> CompressionReport:
     """Compress `req.doc` in place. `deadline` is a `time.monotonic()` instant; past it the
-    remaining outputs are left as they are (timed_out).
+    remaining outputs are left as they are (timed_out). A caller's deadline is one it stops
+    waiting at: a request that ends within LATE_SHARE of the budget before it leaves its
+    first-seen outputs whole, and remembers them so (see LATE_SHARE).
 
     Counts are over the whole request (`tokens.count_request`). The request is counted once,
     after compression; `tokens_before` is that count plus what each replaced text saved
@@ -195,10 +197,12 @@ def compress_request(req: ProviderRequest, *, tenant: str, ccr: CCRStore, config
     report's `pending` names them, and `report.settled()` counts them. Renderings are the same
     either way; only when the counting happens differs.
     """
+    # The late rule is for a caller's deadline (the proxy's, which stops waiting there); the
+    # engine's own bound from budget_ms only stops it starting more outputs.
+    late_at = deadline - LATE_SHARE * config.budget_ms / 1000.0 \
+        if deadline is not None and config.budget_ms and _warm.is_set() else None
     if deadline is None and config.budget_ms:
         deadline = time.monotonic() + config.budget_ms / 1000.0
-    late_at = deadline - LATE_SHARE * config.budget_ms / 1000.0 \
-        if deadline and config.budget_ms and _warm.is_set() else None
     endpoint = req.endpoint
     run = _Run()
     timed_out = False

@@ -115,3 +115,18 @@ def test_the_optimiser_keeps_to_the_pipelines_deadline(tmp_path, ccr):
     finally:
         core.close()
         svc.close()
+
+
+def test_without_a_callers_deadline_the_budget_only_bounds_the_work(ccr, monkeypatch):
+    """The library's own budget: nothing is left whole for ending late (no one stops waiting)."""
+    calls = []
+
+    def clock() -> float:  # the request starts at 0 s and every later look says 1.9 s
+        calls.append(None)
+        return 0.0 if len(calls) == 1 else 1.9
+
+    monkeypatch.setattr(engine.time, "monotonic", clock)
+    d = doc(LOG, ISSUES)
+    report = compress_request(parse_request(d, Endpoint.ANTHROPIC_MESSAGES), tenant="t", ccr=ccr,
+                              config=CompressionConfig(budget_ms=2000))
+    assert len(report.transforms) == 2 and not report.timed_out
