@@ -36,10 +36,15 @@ from headroom_addons.redact import RedactCredentials
 from headroom_addons.retrieval import Retrieval
 from headroom_addons.routing import Routing
 from headroom_addons.state import Shared
-from headroom_addons.suite import Headroom
+from headroom_addons.suite import EVENT_HOOKS, Headroom
 
 shared = Shared()
 _capture = CaptureOriginal()
+
+# mitmproxy offers every event to this module too (it holds `addons`). Looking up a module
+# attribute that is missing costs microseconds (Python formats an AttributeError each time),
+# at least eight times per request; None is found at once and means "no hook" to mitmproxy.
+globals().update(dict.fromkeys(EVENT_HOOKS, None))
 
 headroom = Headroom([
     HeadroomOptions(shared),

@@ -27,6 +27,16 @@ _PROPAGATE = (exceptions.AddonHalt, exceptions.OptionsError)
 SYNC_HOOKS = ("load", "configure", "running", "done", "next_layer", "http_connect",
               "requestheaders", "responseheaders", "response", "error")
 ASYNC_HOOKS = ("request",)
+# Events mitmproxy raises per connection or flow of HTTP(S) proxying: addons/headroom.py sets
+# the names it does not use to None at module level (see there). Lifecycle and deprecated
+# hook names (add_log: mitmproxy warns about an addon that has it) are left out.
+EVENT_HOOKS = ("update", "requestheaders", "request", "responseheaders", "response", "error",
+               "client_connected", "client_disconnected", "server_connect", "server_connected",
+               "server_disconnected", "server_connect_error", "next_layer", "http_connect",
+               "http_connected", "http_connect_upstream", "http_connect_error",
+               "tls_clienthello", "tls_start_client", "tls_start_server",
+               "tls_established_client", "tls_established_server", "tls_failed_client",
+               "tls_failed_server")
 
 
 def _failed(hook: Callable[..., Any]) -> None:

@@ -33,8 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchkit import (BIN, REPO, KeepAliveClient, Provider, clean_env, cpu_seconds,  # noqa: E402
-                      free_port, interleaved, mitmdump_argv, pct, rss_mb, spread, start_proxy,
-                      stop_process)
+                      free_port, interleaved, mitmdump_argv, pct, round_order, rss_mb, spread,
+                      start_proxy, stop_process)
 
 BODY = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [
     {"role": "user", "content": "Say hello in five words, please."}]}).encode()
@@ -194,17 +194,25 @@ def start_for_load(kind: str, provider_url: str, tmp: Path, result: Result,
     return port, proxy
 
 
-def load_turn(port: int, pid: int | None, result: Result, args: argparse.Namespace) -> None:
-    """One target's turn in a round: the latency series, then each concurrency."""
-    lat = latency(port, args.requests, args.warmup)
-    result.latencies_ms += lat
-    result.round_latency.append((pct(lat, 0.5), pct(lat, 0.99)))
+def load_round(r: int, targets: tuple[str, ...], ports: dict[str, int], pids: dict[str, int],
+               results: dict[str, Result], args: argparse.Namespace) -> None:
+    """One round: each measurement (the latency series, then each concurrency) is taken for
+    every target back to back, in an order reversed every other round, so the figures compared
+    are seconds apart and see the same background load."""
+    order = round_order(targets, r)
+    for kind in order:
+        lat = latency(ports[kind], args.requests, args.warmup)
+        results[kind].latencies_ms += lat
+        results[kind].round_latency.append((pct(lat, 0.5), pct(lat, 0.99)))
     for c in CONCURRENCY:
-        cpu0 = cpu_seconds(pid) if pid else 0.0
-        result.rps.setdefault(c, []).append(asyncio.run(_throughput(port, c, args.rps_requests)))
-        if pid:
-            result.cpu_ms.setdefault(c, []).append(
-                1000 * (cpu_seconds(pid) - cpu0) / args.rps_requests)
+        for kind in order:
+            pid = pids.get(kind)
+            cpu0 = cpu_seconds(pid) if pid else 0.0
+            rps = asyncio.run(_throughput(ports[kind], c, args.rps_requests))
+            results[kind].rps.setdefault(c, []).append(rps)
+            if pid:
+                results[kind].cpu_ms.setdefault(c, []).append(
+                    1000 * (cpu_seconds(pid) - cpu0) / args.rps_requests)
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -244,12 +252,13 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> str:
         f"(load average {args.load_before:.2f} before, {os.getloadavg()[0]:.2f} at the end) · "
         f"Python {platform.python_version()} · mitmproxy {mv.VERSION}", "",
         f"A small non-streamed Anthropic request ({len(BODY)} B) to the fake provider on "
-        f"loopback. {n} rounds; in each, the targets take turns (direct, mitmdump, headroom, "
-        f"then the reverse order in the next round); a turn is {args.requests} sequential "
-        f"keep-alive requests after {args.warmup} warm-up (latency), then {args.rps_requests} "
-        f"requests at each concurrency (requests/s). Figures are medians over rounds, with the "
-        f"range over rounds in brackets; headroom-vs-mitmdump figures are taken per round "
-        f"(same minute, same machine load), then their median.", "",
+        f"loopback. {n} rounds; in each, every measurement is taken for all targets back to "
+        f"back (direct, mitmdump, headroom, then the reverse order in the next round): "
+        f"{args.requests} sequential keep-alive requests after {args.warmup} warm-up (latency), "
+        f"then {args.rps_requests} requests at each concurrency (requests/s, proxy CPU). "
+        f"Figures are medians over rounds, with the range over rounds in brackets; "
+        f"headroom-vs-mitmdump figures are taken per round (seconds apart, same machine load), "
+        f"then their median.", "",
         "| | direct | plain mitmdump | headroom | headroom vs mitmdump | target |",
         "|---|---:|---:|---:|---:|---|",
         f"| latency p50 (ms) | {_f(pct(d.latencies_ms, .5), 3)} | {_f(pct(m.latencies_ms, .5), 3)} "
@@ -323,8 +332,8 @@ def main() -> int:
     # compared within a round then see more nearly the same background load.
     parser.add_argument("--requests", type=int, default=200, help="latency requests per turn")
     parser.add_argument("--warmup", type=int, default=30)
-    parser.add_argument("--rps-requests", type=int, default=600)
-    parser.add_argument("--rounds", type=int, default=12)
+    parser.add_argument("--rps-requests", type=int, default=500)
+    parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--cold-rounds", type=int, default=5, help="0: skip cold starts")
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--out", default=str(REPO / "bench-results" / "proxy.md"))
@@ -350,9 +359,9 @@ def main() -> int:
             for kind in targets[1:]:
                 ports[kind], proxies[kind] = start_for_load(kind, url, tmp, results[kind],
                                                             variants)
-            for _, kind in interleaved(targets, args.rounds):
-                pid = proxies[kind].proc.pid if kind in proxies else None
-                load_turn(ports[kind], pid, results[kind], args)
+            pids = {kind: proxy.proc.pid for kind, proxy in proxies.items()}
+            for r in range(args.rounds):
+                load_round(r, targets, ports, pids, results, args)
             for kind, proxy in proxies.items():
                 results[kind].rss_peak_mb = rss_mb(proxy.proc.pid)[1]
     finally:

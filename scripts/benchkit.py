@@ -188,11 +188,16 @@ class KeepAliveClient:
 
 # --- rounds and figures ------------------------------------------------------------------------
 
+def round_order(names: Sequence[str], r: int) -> list[str]:
+    """The order of round `r`: reversed every other round (ABBA), so slow drift of a shared
+    machine and any first-or-second effect fall on all alike."""
+    return list(names) if r % 2 == 0 else list(reversed(names))
+
+
 def interleaved(names: Sequence[str], rounds: int) -> Iterator[tuple[int, str]]:
-    """(round, name): every name once per round, the order reversed every other round (ABBA),
-    so slow drift of a shared machine and any first-or-second effect fall on all alike."""
+    """(round, name): every name once per round, in round_order."""
     for r in range(rounds):
-        for name in (names if r % 2 == 0 else list(reversed(names))):
+        for name in round_order(names, r):
             yield r, name
 
 

@@ -23,7 +23,7 @@ from headroom_addons.redact import RedactCredentials
 from headroom_addons.retrieval import Retrieval
 from headroom_addons.routing import Routing, apply_route
 from headroom_addons.state import Shared, body_of, header_dict, header_values
-from headroom_addons.suite import ASYNC_HOOKS, SYNC_HOOKS, Headroom
+from headroom_addons.suite import ASYNC_HOOKS, EVENT_HOOKS, SYNC_HOOKS, Headroom
 from headroom_core.routing import Route, RouteKind
 from headroom_core.wire.common import Endpoint
 
@@ -48,6 +48,13 @@ def test_the_script_gives_mitmproxy_one_addon_with_the_parts_in_request_path_ord
     assert [type(p) for p in module.addons[0].parts] == PART_TYPES
     # mitmproxy walks `addons` attributes: the parts must not be offered every event again.
     assert not hasattr(module.addons[0], "addons")
+
+
+def test_the_script_module_answers_event_hook_lookups_with_none():
+    module = load_script()  # mitmproxy looks each event's hook up on the module itself too
+    assert all(getattr(module, name) is None for name in EVENT_HOOKS)
+    assert set(EVENT_HOOKS) <= set(hooks.all_hooks)
+    assert not hasattr(module, "add_log")  # a deprecated hook name makes mitmproxy warn
 
 
 @pytest.mark.parametrize("part_type", PART_TYPES)
