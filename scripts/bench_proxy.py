@@ -33,8 +33,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from benchkit import (BIN, REPO, KeepAliveClient, Provider, clean_env, cpu_seconds,  # noqa: E402
-                      free_port, interleaved, mitmdump_argv, pct, round_order, rss_mb, spread,
-                      start_proxy, stop_process)
+                      free_port, interleaved, latency, mitmdump_argv, pct, round_order, rss_mb,
+                      spread, start_proxy, stop_process, throughput)
 
 BODY = json.dumps({"model": "claude-sonnet-4-5", "max_tokens": 64, "messages": [
     {"role": "user", "content": "Say hello in five words, please."}]}).encode()
@@ -50,57 +50,6 @@ def request_bytes(port: int) -> bytes:
             f"anthropic-version: 2023-06-01\r\ncontent-length: {len(BODY)}\r\n\r\n").encode() + BODY
 
 
-# --- load ----------------------------------------------------------------------------------------
-
-def _content_length(head: bytes) -> int:
-    for line in head.split(b"\r\n"):
-        if line[:15].lower() == b"content-length:":
-            return int(line[15:])
-    raise ValueError("benchmark responses carry content-length")
-
-
-async def _worker(port: int, count: list[int], errors: list[int]) -> None:
-    reader, writer = await asyncio.open_connection("127.0.0.1", port)
-    req = request_bytes(port)
-    try:
-        while count[0] > 0:
-            count[0] -= 1
-            writer.write(req)
-            head = await reader.readuntil(b"\r\n\r\n")
-            await reader.readexactly(_content_length(head))
-            if not head.startswith(b"HTTP/1.1 200"):
-                errors[0] += 1
-    finally:
-        writer.close()
-
-
-async def _throughput(port: int, concurrency: int, total: int) -> float:
-    count, errors = [total], [0]
-    t0 = time.perf_counter()
-    await asyncio.gather(*[_worker(port, count, errors) for _ in range(concurrency)])
-    elapsed = time.perf_counter() - t0
-    if errors[0]:
-        raise RuntimeError(f"{errors[0]} non-200 responses")
-    return total / elapsed
-
-
-def latency(port: int, n: int, warmup: int) -> list[float]:
-    """Milliseconds per request, sequential on one keep-alive connection."""
-    client = KeepAliveClient(port)
-    req = request_bytes(port)
-    try:
-        out = []
-        for i in range(warmup + n):
-            ex = client.exchange(req)
-            if ex.status != 200:
-                raise RuntimeError(f"status {ex.status}")
-            if i >= warmup:
-                out.append(ex.total_s * 1000)
-        return out
-    finally:
-        client.close()
-
-
 # --- measurements ----------------------------------------------------------------------------------
 
 @dataclass
@@ -114,6 +63,7 @@ class Result:
     rss_first_mb: float | None = None  # after one request (tokenizer loaded)
     rss_peak_mb: float | None = None
     cold_starts: list[float] = field(default_factory=list)
+    dispatch: dict | None = None  # bench_dispatch.py's figures (headroom builds only)
 
     def rps_median(self, c: int) -> float:
         return statistics.median(self.rps[c])
@@ -188,7 +138,7 @@ def start_for_load(kind: str, provider_url: str, tmp: Path, result: Result,
                         proxy_env(kind, variants))
     time.sleep(1.0)
     result.rss_start_mb = rss_mb(proxy.proc.pid)[0]
-    latency(port, 1, 0)
+    latency(port, request_bytes(port), 1, 0)
     time.sleep(2.0)  # the first request's accounting loads the tokenizer
     result.rss_first_mb = rss_mb(proxy.proc.pid)[0]
     return port, proxy
@@ -201,18 +151,47 @@ def load_round(r: int, targets: tuple[str, ...], ports: dict[str, int], pids: di
     are seconds apart and see the same background load."""
     order = round_order(targets, r)
     for kind in order:
-        lat = latency(ports[kind], args.requests, args.warmup)
+        lat = latency(ports[kind], request_bytes(ports[kind]), args.requests, args.warmup)
         results[kind].latencies_ms += lat
         results[kind].round_latency.append((pct(lat, 0.5), pct(lat, 0.99)))
     for c in CONCURRENCY:
         for kind in order:
             pid = pids.get(kind)
             cpu0 = cpu_seconds(pid) if pid else 0.0
-            rps = asyncio.run(_throughput(ports[kind], c, args.rps_requests))
+            rps = asyncio.run(throughput(ports[kind], request_bytes(ports[kind]), c,
+                                         args.rps_requests))
             results[kind].rps.setdefault(c, []).append(rps)
             if pid:
                 results[kind].cpu_ms.setdefault(c, []).append(
                     1000 * (cpu_seconds(pid) - cpu0) / args.rps_requests)
+
+
+def dispatch_figures(kind: str, variants: dict[str, str], rounds: int) -> dict:
+    """scripts/bench_dispatch.py for one headroom build: CPU per request inside mitmproxy."""
+    argv = [sys.executable, str(Path(__file__).with_name("bench_dispatch.py")),
+            "--rounds", str(rounds), "--requests", "100"]
+    if kind in variants:
+        argv += ["--script", str(Path(variants[kind]) / "headroom_addons" / "headroom.py")]
+    done = subprocess.run(argv, env=proxy_env(kind, variants), cwd=REPO, text=True, timeout=900,
+                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, check=True)
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def _dispatch_rows(builds: list[Result]) -> list[str]:
+    lines = ["", "headroom's own CPU per request inside mitmproxy (scripts/bench_dispatch.py): "
+             "a plain and a headroom mitmproxy master in one process, no sockets, the four "
+             "events of a request for blocks of 100 small requests, the two masters' blocks "
+             "alternating; process CPU time (all threads, the accounting worker included):", "",
+             "| build | plain mitmproxy (µs) | with headroom (µs) | added (µs), median "
+             "(IQR) | ratio | pairs |", "|---|---:|---:|---:|---:|---:|"]
+    for r in builds:
+        d = r.dispatch
+        added = sorted(d["added_us"])
+        ratios = [h / p for p, h in zip(d["plain_us"], d["headroom_us"])]
+        lines.append(f"| {r.name} | {d['plain_median_us']:.0f} | {d['headroom_median_us']:.0f} | "
+                     f"{d['added_median_us']:.0f} ({pct(added, .25):.0f}–{pct(added, .75):.0f}) "
+                     f"| {statistics.median(ratios):.2f}× | {len(added)} |")
+    return lines
 
 
 # --- report ----------------------------------------------------------------------------------------
@@ -310,6 +289,9 @@ def report(results: dict[str, Result], args: argparse.Namespace) -> str:
                 f"| {_spread([a[0] - b[0] for a, b in zip(r.round_latency, m.round_latency)], 3)} "
                 f"| {_spread([a[1] - b[1] for a, b in zip(r.round_latency, m.round_latency)], 3)} "
                 f"| {_f(r.cold_start_s)} |")
+    builds = [r for r in [h, *variants] if r.dispatch]
+    if builds:
+        lines += _dispatch_rows(builds)
     lines += [
         "",
         "headroom runs as `headroom proxy --no-cache` (otherwise the repeated request would be "
@@ -335,6 +317,8 @@ def main() -> int:
     parser.add_argument("--rps-requests", type=int, default=500)
     parser.add_argument("--rounds", type=int, default=16)
     parser.add_argument("--cold-rounds", type=int, default=5, help="0: skip cold starts")
+    parser.add_argument("--dispatch-rounds", type=int, default=40,
+                        help="block pairs of the in-process measurement (0: skip it)")
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--out", default=str(REPO / "bench-results" / "proxy.md"))
     parser.add_argument("--variant", action="append", default=[], metavar="NAME=DIR",
@@ -344,6 +328,7 @@ def main() -> int:
     if args.quick:
         args.requests, args.warmup, args.rps_requests, args.rounds, args.cold_rounds = \
             100, 20, 300, 2, 1
+        args.dispatch_rounds = min(args.dispatch_rounds, 6)
     args.load_before = os.getloadavg()[0]
     provider = Provider.fake()
     url = provider.url
@@ -368,6 +353,8 @@ def main() -> int:
         for proxy in proxies.values():
             proxy.stop()
         provider.stop()
+    for kind in targets[2:] if args.dispatch_rounds else ():  # headroom and its variants
+        results[kind].dispatch = dispatch_figures(kind, variants, args.dispatch_rounds)
     text = report(results, args)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

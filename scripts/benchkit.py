@@ -7,6 +7,7 @@ Used by bench_proxy.py and bench_retrieval.py. The client is a plain socket on p
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import statistics
@@ -184,6 +185,50 @@ class KeepAliveClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+# --- load ----------------------------------------------------------------------------------------
+
+def latency(port: int, request: bytes, n: int, warmup: int) -> list[float]:
+    """Milliseconds per request, sequential on one keep-alive connection (200s only)."""
+    client = KeepAliveClient(port)
+    try:
+        out = []
+        for i in range(warmup + n):
+            ex = client.exchange(request)
+            if ex.status != 200:
+                raise RuntimeError(f"status {ex.status}")
+            if i >= warmup:
+                out.append(ex.total_s * 1000)
+        return out
+    finally:
+        client.close()
+
+
+async def _worker(port: int, request: bytes, count: list[int], errors: list[int]) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        while count[0] > 0:
+            count[0] -= 1
+            writer.write(request)
+            head = await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(_content_length(head) or 0)
+            if not head.startswith(b"HTTP/1.1 200"):
+                errors[0] += 1
+    finally:
+        writer.close()
+
+
+async def throughput(port: int, request: bytes, concurrency: int, total: int) -> float:
+    """Requests per second: `total` requests over `concurrency` keep-alive connections
+    (responses must carry content-length)."""
+    count, errors = [total], [0]
+    t0 = time.perf_counter()
+    await asyncio.gather(*[_worker(port, request, count, errors) for _ in range(concurrency)])
+    elapsed = time.perf_counter() - t0
+    if errors[0]:
+        raise RuntimeError(f"{errors[0]} non-200 responses")
+    return total / elapsed
 
 
 # --- rounds and figures ------------------------------------------------------------------------

@@ -22,7 +22,7 @@ from headroom_addons.options import HeadroomOptions
 from headroom_addons.redact import RedactCredentials
 from headroom_addons.retrieval import Retrieval
 from headroom_addons.routing import Routing, apply_route
-from headroom_addons.state import Shared, body_of, header_dict, header_values
+from headroom_addons.state import body_of, header_dict, header_values
 from headroom_addons.suite import ASYNC_HOOKS, EVENT_HOOKS, SYNC_HOOKS, Headroom
 from headroom_core.routing import Route, RouteKind
 from headroom_core.wire.common import Endpoint
