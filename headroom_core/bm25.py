@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 _TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9_.\-/:@]*[a-z0-9]|[a-z0-9]")
 _PART_RE = re.compile(r"[a-z]+|[0-9]+")
@@ -54,12 +54,12 @@ def _scores(matches: Iterable[tuple[int, list[tuple[str, int]]]], lengths: Seque
     found = list(matches)
     df: Counter[str] = Counter()
     for _, tf in found:
-        df.update(t for t, _ in tf)
+        df.update([t for t, _ in tf])
     idf = {t: math.log(1 + (n - df[t] + 0.5) / (df[t] + 0.5)) for t in df}
     scored = []
     for i, tf in found:
         norm = K1 * (1 - B + B * lengths[i] / avg)
-        score = sum(idf[t] * c * (K1 + 1) / (c + norm) for t, c in tf)
+        score = sum([idf[t] * c * (K1 + 1) / (c + norm) for t, c in tf])
         if score > 0:
             scored.append((i, score))
     scored.sort(key=lambda x: (-x[1], x[0]))
@@ -89,19 +89,34 @@ def rank(docs: Sequence[str], query: str, limit: int = 20) -> list[tuple[int, fl
     return _scores(matches(), [len(d) for d in docs], len(docs), limit)
 
 
-def rank_counted(docs: Sequence[Mapping[str, int]], lengths: Sequence[int], query: str,
-                 limit: int = 20) -> list[tuple[int, float]]:
-    """`rank` over documents already counted: `docs[i]` is `term_counts` of document i and
-    `lengths[i]` its length in characters. Same scores as `rank` on the texts."""
+class CountedDoc:
+    """A document counted once for many `rank_counted` calls: its `term_counts` and length."""
+
+    __slots__ = ("counts", "length")
+
+    def __init__(self, text: str) -> None:
+        self.counts = term_counts(text)
+        self.length = len(text)
+
+    def matches(self, wanted: set[str]) -> list[tuple[str, int]]:
+        """(term, count) of the wanted terms it holds, in the order they first appear in it."""
+        if self.counts.keys().isdisjoint(wanted):
+            return []
+        return [(t, c) for t, c in self.counts.items() if t in wanted]
+
+
+def rank_counted(docs: Sequence[CountedDoc], query: str, limit: int = 20) -> list[tuple[int, float]]:
+    """`rank` over documents counted beforehand: the same scores as `rank` on their texts,
+    without tokenizing them again."""
     terms = list(dict.fromkeys(tokenize(query)))
     if not terms or not docs:
         return []
-    wanted = frozenset(terms)
+    wanted = set(terms)
 
     def matches() -> Iterable[tuple[int, list[tuple[str, int]]]]:
-        for i, counts in enumerate(docs):
-            if wanted.isdisjoint(counts):
-                continue
-            yield i, [(t, c) for t, c in counts.items() if t in wanted]
+        for i, doc in enumerate(docs):
+            tf = doc.matches(wanted)
+            if tf:
+                yield i, tf
 
-    return _scores(matches(), lengths, len(docs), limit)
+    return _scores(matches(), [d.length for d in docs], len(docs), limit)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any, Sequence
 
 from .. import bm25, tokens
 from ..compression.markers import RETRIEVE_TOOL, find_markers
@@ -95,11 +95,11 @@ class UnitFeatures:
     # (tool name, marker hash) of its tool results that are headroom renderings: TOIN learned
     # the originals' patterns, which a rendering's own signature is not (scoring resolves them)
     rendered: tuple[tuple[str, str], ...] = ()
-    # bm25.term_counts(profile), counted once with the features rather than on every request
-    terms: Mapping[str, int] | None = field(default=None, compare=False, repr=False)
+    # the profile counted for BM25 once with the features, rather than on every request
+    terms: bm25.CountedDoc | None = field(default=None, compare=False, repr=False)
 
-    def profile_terms(self) -> Mapping[str, int]:
-        return self.terms if self.terms is not None else bm25.term_counts(self.profile)
+    def profile_terms(self) -> bm25.CountedDoc:
+        return self.terms if self.terms is not None else bm25.CountedDoc(self.profile)
 
 
 def error_level(text: str, flagged: bool = False) -> float:
@@ -276,4 +276,4 @@ def compute_features(conv: Conversation, unit: Unit, endpoint: Endpoint, model: 
     profile = term_profile(content)
     return UnitFeatures(text=text, tokens=counted.tokens, error=error_level(text, flagged),
                         identifiers=identifiers_of(content), patterns=tuple(patterns),
-                        profile=profile, rendered=tuple(rendered), terms=bm25.term_counts(profile))
+                        profile=profile, rendered=tuple(rendered), terms=bm25.CountedDoc(profile))

@@ -84,8 +84,8 @@ def _lexical(query: str, feats: Sequence[UnitFeatures]) -> list[float]:
     """BM25 of each unit's term profile against the task (units without a match score 0).
     The profiles' terms were counted with the features: a request counts only its query."""
     scores = [0.0] * len(feats)
-    ranked = bm25.rank_counted([f.profile_terms() for f in feats], [len(f.profile) for f in feats],
-                               query[:BM25_QUERY_CHARS], limit=len(feats))
+    ranked = bm25.rank_counted([f.profile_terms() for f in feats], query[:BM25_QUERY_CHARS],
+                               limit=len(feats))
     for index, score in ranked:
         scores[index] = score
     return scores

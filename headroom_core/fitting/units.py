@@ -18,7 +18,7 @@ import enum
 import hashlib
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 from ..wire.common import Endpoint
 from . import canonical
@@ -242,8 +242,8 @@ def _merge_spans(cuts: list[int], infos: list[_Info]) -> list[int]:
 _INFO = {Fmt.ANTHROPIC: _anthropic_info, Fmt.CHAT: _chat_info, Fmt.RESPONSES: _responses_info}
 
 
-def _canonical(msgs: list) -> str:
-    text = canonical.dumps(msgs)  # json.dumps(ensure_ascii=False, compact), re-sends made cheap
+def _canonical(msgs: list, dumps: Callable[[Any], str] = canonical.dumps) -> str:
+    text = dumps(msgs)  # json.dumps(ensure_ascii=False, compact), re-sends made cheap
     if '"cache_control"' in text:  # breakpoints move every turn; the unit stays the same unit
         text = _CACHE_CONTROL.sub("", text)
     return text
@@ -284,23 +284,30 @@ def split_conversation(doc: dict, endpoint: Endpoint, protect_last_turns: int) -
 
     seen: dict[str, int] = {}
     units: list[Unit] = []
-    sha256 = hashlib.sha256
+    sha256, encoders = hashlib.sha256, canonical.Batch()
+    # Per message, what the unit loop asks of its span (a slice test in C, not a generator).
+    outputs = [bool(info.outputs) for info in infos]
+    long_outputs = [any(len(text) >= canonical.MEMO_MIN_CHARS for _, text, _ in info.outputs)
+                    for info in infos]  # where the memo of escaped strings pays
+    tooling = [bool(info.calls or info.results) for info in infos]
+    cached = [info.cache_control for info in infos]
     for n, (lo, hi) in enumerate(bounds):
-        span = infos[lo:hi]
-        digest = sha256(_canonical(items[lo:hi]).encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        dumps = encoders.memo if True in long_outputs[lo:hi] else encoders.plain
+        digest = sha256(_canonical(items[lo:hi], dumps).encode("utf-8", "surrogatepass")).hexdigest()[:24]
         occurrence = seen.get(digest, 0)
         seen[digest] = occurrence + 1
         results: tuple[ToolResult, ...] = ()
-        if any(info.outputs for info in span):
+        if True in outputs[lo:hi]:
+            span = infos[lo:hi]
             names = {cid: name for info in span for cid, name in info.call_names.items()}
             results = tuple(ToolResult(names.get(cid, ""), text, err)
                             for info in span for cid, text, err in info.outputs)
         if "system" in roles[lo:hi]:
             protected, kind = "system", "system"
         else:
-            kind = "tool" if any(info.calls or info.results for info in span) else "exchange"
+            kind = "tool" if True in tooling[lo:hi] else "exchange"
             protected = ("first_user" if first_user is not None and lo <= first_user < hi else
-                         "cache_control" if any(info.cache_control for info in span) else
+                         "cache_control" if True in cached[lo:hi] else
                          "recent" if n in recent else None)
         units.append(Unit(f"{digest}.{occurrence}", lo, hi, kind, protected, results))
 

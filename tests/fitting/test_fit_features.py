@@ -101,11 +101,12 @@ def test_term_counts_are_the_token_stream_counted_in_order():
 
 
 def test_rank_counted_scores_as_rank_does():
-    docs = [features.term_profile(t) for t in SAMPLES[:600]]
-    counted = [bm25.term_counts(d) for d in docs]
+    docs = [features.term_profile(t) for t in SAMPLES[:600]] + SAMPLES[:300]
+    counted = [bm25.CountedDoc(d) for d in docs]
     for query in SAMPLES[:600:23] + ["src/a.py error", "", "zzz"]:
         expected = bm25.rank(docs, query, limit=len(docs))
-        assert bm25.rank_counted(counted, [len(d) for d in docs], query, limit=len(docs)) == expected
+        assert bm25.rank_counted(counted, query, limit=len(docs)) == expected
+        assert bm25.rank_counted(counted, query, limit=7) == expected[:7]
 
 
 def test_reference_scores_match_their_definition():
