@@ -4,10 +4,11 @@ Targets: ≤ 150 ms p50 with embeddings cached, ≤ 50 ms without the semantic e
 the whole fit of a conversation over its window (cut into units, scored, dropped, transcript
 stored in CCR, marker inserted), through the public `fit_request`.
 
-Two shapes, each in Anthropic Messages and OpenAI Chat (`--formats` adds Responses):
+Shapes, each in Anthropic Messages and OpenAI Chat (`--formats` adds Responses):
 - agent: 250 rounds of tool calls (file reads, greps, test runs, listings) and short chat;
 - mixed: many small turns (chat, small tool results) and six huge tool outputs (log, JSON,
-  a whole file, a repository grep), one of them among the protected last turns.
+  a whole file, a repository grep), one of them among the protected last turns;
+- small (only with `--shapes`): 2,000 messages, half chat, half ~400-token tool results.
 
 Paths, each run on a fresh copy whose last message gained a line (the task query is new):
 - first sight: a fresh ContextFitter and the process-wide memos of fitting emptied (no unit
@@ -20,7 +21,7 @@ CPU is this process's CPU time per fit; wall times grow with the machine's load 
 Writes a markdown table to bench-results/fitting.md and prints it.
 
     .venv/bin/python scripts/bench_fitting.py [--runs 21] [--first-runs 7] [--no-semantic]
-        [--shapes agent,mixed] [--formats anthropic,chat]
+        [--shapes agent,mixed[,small]] [--formats anthropic,chat[,responses]]
 """
 
 from __future__ import annotations
@@ -67,8 +68,13 @@ def _mixed(size: int) -> convgen.Script:
     return convgen.mixed_script(ROUNDS, HUGE_AT, seed=3, huge_lines=size)
 
 
+def _small(size: int) -> convgen.Script:
+    return convgen.agent_script(4 * ROUNDS, seed=8, size=size, chat_every=2)
+
+
 SHAPES: dict[str, tuple[Callable[[int], convgen.Script], int]] = {"agent": (_agent, 60),
-                                                                   "mixed": (_mixed, 1500)}
+                                                                   "mixed": (_mixed, 1500),
+                                                                   "small": (_small, 16)}
 
 
 def build_request(shape: str, endpoint: Endpoint, model: str) -> dict:
