@@ -74,10 +74,20 @@ def burst(urls: list[str], headers: dict[str, str], n: int) -> list[httpx.Respon
 def test_two_instances_share_one_rate_limit(pair, provider):
     a, b = pair
     key = anthropic_key()
+    began = time.monotonic()
     answers = burst([a.url, b.url], key, 12)
+    took = time.monotonic() - began
     codes = sorted(r.status_code for r in answers)
-    assert codes == [200] * 5 + [429] * 7
-    assert len(provider.requests) == 5
+    # The bucket refills at 5/60 per second; on a loaded machine the burst may outlast that,
+    # and a Redis call past its socket timeout is admitted by design (fail open, logged).
+    refilled = int(took * 5 / 60)
+    failed_open = sum(p.log.read_text(errors="replace").count("rate limiter storage unavailable")
+                      for p in (a, b))
+    admitted = codes.count(200)
+    why = f"{codes}; burst took {took:.1f} s; {failed_open} fail-open admission(s)"
+    assert codes == [200] * admitted + [429] * (12 - admitted), why
+    assert 5 <= admitted <= 5 + refilled + failed_open and admitted <= 10, why  # both refuse below
+    assert len(provider.requests) == admitted
     # Both instances refused some: the limit is one, not one per instance.
     refused_by = {r.url.port for r in answers if r.status_code == 429}
     assert refused_by == {httpx.URL(a.url).port, httpx.URL(b.url).port}
