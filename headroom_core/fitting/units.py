@@ -287,7 +287,7 @@ def split_conversation(doc: dict, endpoint: Endpoint, protect_last_turns: int) -
     sha256, encoders = hashlib.sha256, canonical.Batch()
     # Per message, what the unit loop asks of its span (a slice test in C, not a generator).
     outputs = [bool(info.outputs) for info in infos]
-    long_outputs = [any(len(text) >= canonical.MEMO_MIN_CHARS for _, text, _ in info.outputs)
+    long_outputs = [any(len(text) >= canonical.MEMO_WORTH_CHARS for _, text, _ in info.outputs)
                     for info in infos]  # where the memo of escaped strings pays
     tooling = [bool(info.calls or info.results) for info in infos]
     cached = [info.cache_control for info in infos]
