@@ -61,13 +61,18 @@ WEAK_ERROR = re.compile(r"\b(?:error|errors|failed|failure|failing|exception|den
 # match "i" under IGNORECASE but lower-case to other letters: a text with them takes the regex.
 _WEAK_STEMS = ("error", "fail", "exception", "denied", "invalid")
 
-IDENTIFIER = re.compile(
-    r"(?:[\w.-]+/)+[\w.-]+"  # paths with a directory
-    r"|\b[\w-]+\.(?:py|pyi|js|mjs|ts|tsx|jsx|go|rs|java|kt|rb|php|c|h|cc|cpp|hpp|cs|swift|scala|md"
+_PATH_ALT = r"(?:[\w.-]+/)+[\w.-]+"  # paths with a directory
+_NAME_ALTS = (
+    r"\b[\w-]+\.(?:py|pyi|js|mjs|ts|tsx|jsx|go|rs|java|kt|rb|php|c|h|cc|cpp|hpp|cs|swift|scala|md"
     r"|json|ya?ml|toml|ini|cfg|conf|sh|sql|html|css|txt|log|lock|proto|tf)\b"  # bare file names
     r"|\b[A-Za-z_][A-Za-z0-9]*_[A-Za-z0-9_]+\b"  # snake_case
     r"|\b[a-z]+[A-Z][A-Za-z0-9]+\b|\b[A-Z][a-z0-9]+[A-Z][A-Za-z0-9]*\b"  # camelCase, PascalCase
     r"|\b[0-9a-f]{7,40}\b")  # commit hashes, short ids
+IDENTIFIER = re.compile(_PATH_ALT + "|" + _NAME_ALTS)
+# The same without the path alternative, for runs without "/" (where it can never match): it
+# is the costly one, retried at every position of a word (quadratic in a long run).
+_NAMES = re.compile(_NAME_ALTS)
+RUN_MEMO_CHARS = 256  # longer runs are not remembered
 _HEX_ONLY = re.compile(r"[0-9a-f]+")
 # Every identifier match lies inside one run of these characters, and \b at a run's edge sees
 # a non-word character either way: the matches in a text are those of its runs, in order.
@@ -139,7 +144,7 @@ def _run_identifiers(run: str) -> tuple[str, ...]:
     found = _run_memo.get(run)
     if found is None:
         out = []
-        for m in IDENTIFIER.finditer(run):
+        for m in (IDENTIFIER if "/" in run else _NAMES).finditer(run):
             ident = m.group(0).strip(".-/")
             if len(ident) < 5:
                 continue
@@ -147,9 +152,10 @@ def _run_identifiers(run: str) -> tuple[str, ...]:
                 continue  # a hex-looking run without both digits and letters is an ordinary word/number
             out.append(ident)
         found = tuple(out)
-        if len(_run_memo) >= RUN_MEMO:
-            _run_memo.clear()  # a pure function's memo: forgetting it costs time, never a result
-        _run_memo[run] = found
+        if len(run) <= RUN_MEMO_CHARS:
+            if len(_run_memo) >= RUN_MEMO:
+                _run_memo.clear()  # a pure function's memo: forgetting it costs time, never a result
+            _run_memo[run] = found
     return found
 
 
@@ -162,7 +168,8 @@ def identifiers_of(text: str) -> frozenset[str]:
     """The first MAX_IDENTIFIERS distinct paths, file names, snake/camel case names and hex ids:
     the matches of IDENTIFIER over the text, found run by run (see _RUN)."""
     found: dict[str, None] = {}
-    for run in _RUN.findall(text):
+    for match in _RUN.finditer(text):  # lazily: a long output usually gives its 64 early
+        run = match.group()
         # Shorter than 5, or plain lower-case letters, or digits: nothing it could match is kept.
         if len(run) < 5 or (run.isascii() and ((run.isalpha() and run.islower()) or run.isdigit())):
             continue

@@ -44,6 +44,7 @@ TRICKY = [
     "src/a/b.py", "a/b", "./x.py", "foo_bar baz_qux_1", "fooBar FooBar", "deadbeef", "1234567",
     "abcdefa", "a1b2c3d", "x" * 300 + "/y", "é_x/ü.py ñandú_ok", "日本_語/ファイル.txt",
     "-a_b- .c_d. /e_f/", "https://example.com/a/b?c=d_e", "v1.2.3 a-b-c.py foo.bar.baz",
+    "ABCDEFGH" * 250, "ABCD/EFGH" * 100, "x" * 2000 + "_y",  # long runs (quadratic for one regex)
 ]
 
 
@@ -91,6 +92,8 @@ def test_identifiers_run_by_run_match_the_whole_text_scan():
     many = " ".join(f"name_{i}" for i in range(200))
     assert identifiers_of(many) == reference_identifiers(many)
     assert len(identifiers_of(many)) == MAX_IDENTIFIERS
+    # A long run without "/" never reaches the path pattern (it took seconds at 20k characters).
+    assert identifiers_of("ABCDEFGH" * 50_000 + " src/app_main.py") == frozenset({"src/app_main.py"})
 
 
 def test_term_counts_are_the_token_stream_counted_in_order():
