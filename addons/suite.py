@@ -27,9 +27,9 @@ _PROPAGATE = (exceptions.AddonHalt, exceptions.OptionsError)
 SYNC_HOOKS = ("load", "configure", "running", "done", "next_layer", "http_connect",
               "requestheaders", "responseheaders", "response", "error")
 ASYNC_HOOKS = ("request",)
-# Events mitmproxy raises per connection or flow of HTTP(S) proxying: addons/headroom.py sets
-# the names it does not use to None at module level (see there). Lifecycle and deprecated
-# hook names (add_log: mitmproxy warns about an addon that has it) are left out.
+# Events mitmproxy raises per connection or flow of HTTP(S) proxying: addons/headroom.py binds
+# each name to None at module level (the script module itself hooks none; see there). Lifecycle
+# and deprecated hook names (add_log: mitmproxy warns about an addon that has it) are left out.
 EVENT_HOOKS = ("update", "requestheaders", "request", "responseheaders", "response", "error",
                "client_connected", "client_disconnected", "server_connect", "server_connected",
                "server_disconnected", "server_connect_error", "next_layer", "http_connect",
