@@ -161,7 +161,7 @@ class ContextFitter:
             return FitReport(False, 0, 0, 0, None, 0, False, reason="no conversation to fit")
         model = doc.get("model") if type(doc.get("model")) is str else None
         work = FitWork(self, tenant, conv, endpoint, model, config.windows.limit_for(model, headers),
-                     output_reserve(doc), self._fixed_tokens(doc, endpoint, model))
+                       output_reserve(doc), self._fixed_tokens(doc, endpoint, model))
         policy: DropPolicy = (IntelligentContextManager(config.scoring) if config.intelligent
                               else RollingWindow())
         store = FitStateStore(state_storage, config.state_ttl)
