@@ -4,11 +4,10 @@ per request, and the in-process memo of decisions that makes a re-sent history c
 from __future__ import annotations
 
 import dataclasses
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
 
+from ..lru import LRU
 from .counting import COUNTS
 
 
@@ -127,31 +126,4 @@ class OutputResult:
         return self if known is None else dataclasses.replace(self, tokens_before=known, before_exact=True)
 
 
-class _Memo:
-    """A small LRU of decisions by sha256 of (text, context, config); thread-safe."""
-
-    def __init__(self, size: int = 512) -> None:
-        self.size = size
-        self._data: OrderedDict[str, OutputResult] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: str) -> OutputResult | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: str, value: OutputResult) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
-
-
-MEMO = _Memo()
+MEMO = LRU(512)  # decisions by sha256 of (text, context, config)

@@ -17,7 +17,7 @@ from typing import Any, Sequence
 from .. import bm25, tokens
 from ..compression.markers import RETRIEVE_TOOL, find_markers
 from ..wire.common import Endpoint
-from .lru import LRU
+from ..lru import LRU
 from .signatures import output_signature
 from .units import Conversation, Unit
 

@@ -25,7 +25,7 @@ from ..settings import Settings, parse_weights
 from ..storage.base import Storage
 from ..wire.common import Endpoint
 from .features import FeatureCache, LazyFeatures, UnitText
-from .lru import LRU
+from ..lru import LRU
 from .policy import DropPolicy, IntelligentContextManager, RollingWindow
 from .render import CONTEXT_KIND, build_marker, transcript, unit_transcript
 from .scoring import ScoringConfig, build_query

@@ -1,5 +1,6 @@
-"""A bounded, thread-safe LRU map: the process-wide caches of context fitting (unit features,
-harder renderings, CCR puts) are shared by the optimiser's worker threads."""
+"""A bounded, thread-safe LRU map for the process-wide caches that the optimiser's worker threads
+share: the compression engine's decisions by content, and fitting's unit features, harder
+renderings and CCR puts."""
 
 from __future__ import annotations
 
