@@ -10,7 +10,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from typing import Iterable, Sequence
+from typing import Callable, Iterable, Sequence
 
 _TOKEN_RE = re.compile(r"[a-z0-9][a-z0-9_.\-/:@]*[a-z0-9]|[a-z0-9]")
 _PART_RE = re.compile(r"[a-z]+|[0-9]+")
@@ -66,27 +66,33 @@ def _scores(matches: Iterable[tuple[int, list[tuple[str, int]]]], lengths: Seque
     return scored[:limit]
 
 
+def _rank(query: str, lengths: list[int],
+          terms_in: Callable[[int, list[str], set[str]], list[tuple[str, int]]],
+          limit: int) -> list[tuple[int, float]]:
+    """What `rank` and `rank_counted` share: the query's terms, then BM25 over each document's
+    (term, count) pairs as `terms_in(index, terms, wanted)` gives them."""
+    terms = list(dict.fromkeys(tokenize(query)))
+    n = len(lengths)
+    if not terms or not n:
+        return []
+    wanted = set(terms)
+    found = ((i, tf) for i in range(n) if (tf := terms_in(i, terms, wanted)))
+    return _scores(found, lengths, n, limit)
+
+
 def rank(docs: Sequence[str], query: str, limit: int = 20) -> list[tuple[int, float]]:
     """(index, score) of the best `limit` documents with a positive score, best first.
 
     Document length is measured in characters (a common BM25 variant), so only documents that
     contain a query term as a substring need tokenizing.
     """
-    terms = list(dict.fromkeys(tokenize(query)))
-    if not terms or not docs:
-        return []
-    wanted = set(terms)
+    def terms_in(i: int, terms: list[str], wanted: set[str]) -> list[tuple[str, int]]:
+        low = docs[i].lower()
+        if not any(t in low for t in terms):
+            return []
+        return [(t, c) for t, c in term_counts(low).items() if t in wanted]
 
-    def matches() -> Iterable[tuple[int, list[tuple[str, int]]]]:
-        for i, doc in enumerate(docs):
-            low = doc.lower()
-            if not any(t in low for t in terms):
-                continue
-            tf = [(t, c) for t, c in term_counts(low).items() if t in wanted]
-            if tf:
-                yield i, tf
-
-    return _scores(matches(), [len(d) for d in docs], len(docs), limit)
+    return _rank(query, [len(d) for d in docs], terms_in, limit)
 
 
 class CountedDoc:
@@ -108,15 +114,5 @@ class CountedDoc:
 def rank_counted(docs: Sequence[CountedDoc], query: str, limit: int = 20) -> list[tuple[int, float]]:
     """`rank` over documents counted beforehand: the same scores as `rank` on their texts,
     without tokenizing them again."""
-    terms = list(dict.fromkeys(tokenize(query)))
-    if not terms or not docs:
-        return []
-    wanted = set(terms)
-
-    def matches() -> Iterable[tuple[int, list[tuple[str, int]]]]:
-        for i, doc in enumerate(docs):
-            tf = doc.matches(wanted)
-            if tf:
-                yield i, tf
-
-    return _scores(matches(), [d.length for d in docs], len(docs), limit)
+    return _rank(query, [d.length for d in docs], lambda i, _terms, wanted: docs[i].matches(wanted),
+                 limit)
