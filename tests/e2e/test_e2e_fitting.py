@@ -50,24 +50,29 @@ def hosts() -> str:
                         "load": 10 + i % 7, "note": "steady"} for i in range(300)])
 
 
+def anthropic_conversation(first: str, calls: list[tuple], tail, tools: tuple[str, ...]) -> dict:
+    """An Anthropic body: `first`, one (id, tool, args, output) call and result per step, then
+    the (assistant text, user text) exchanges of `tail`."""
+    msgs: list[dict] = [{"role": "user", "content": first}]
+    for cid, name, args, out in calls:
+        msgs += [{"role": "assistant", "content": [
+                     {"type": "text", "text": f"Checking {name}."},
+                     {"type": "tool_use", "id": f"toolu_{cid}", "name": name, "input": args}]},
+                 {"role": "user", "content": [
+                     {"type": "tool_result", "tool_use_id": f"toolu_{cid}", "content": out}]}]
+    for said, asked in tail:
+        msgs += [{"role": "assistant", "content": said}, {"role": "user", "content": asked}]
+    return {"model": MODELS[A], "max_tokens": 256, "system": SYSTEM, "messages": msgs,
+            "tools": [{"name": n, "input_schema": {"type": "object"}} for n in tools]}
+
+
 def conversation(path: str, tail: list[tuple[str, str]] = ()) -> dict:
     """UNITS bash calls with their results, then a big list_hosts call; `tail` adds
     (assistant text, user text) exchanges."""
     calls = [(f"{i:03d}", "bash", {"command": f"cat part-{i}.txt"}, part(i)) for i in range(UNITS)]
     calls.append(("hosts", "list_hosts", {"region": "eu"}, hosts()))
     if path == A:
-        msgs: list[dict] = [{"role": "user", "content": FIRST}]
-        for cid, name, args, out in calls:
-            msgs += [{"role": "assistant", "content": [
-                         {"type": "text", "text": f"Checking {name}."},
-                         {"type": "tool_use", "id": f"toolu_{cid}", "name": name, "input": args}]},
-                     {"role": "user", "content": [
-                         {"type": "tool_result", "tool_use_id": f"toolu_{cid}", "content": out}]}]
-        for said, asked in tail:
-            msgs += [{"role": "assistant", "content": said}, {"role": "user", "content": asked}]
-        return {"model": MODELS[A], "max_tokens": 256, "system": SYSTEM, "messages": msgs,
-                "tools": [{"name": "bash", "input_schema": {"type": "object"}},
-                          {"name": "list_hosts", "input_schema": {"type": "object"}}]}
+        return anthropic_conversation(FIRST, calls, tail, ("bash", "list_hosts"))
     msgs = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": FIRST}]
     for cid, name, args, out in calls:
         msgs += [{"role": "assistant", "content": f"Checking {name}.", "tool_calls": [
@@ -274,18 +279,8 @@ def toin_conversation(issues: str, builds: str | None, fillers: int, tail: list[
     if builds is not None:
         calls.append(("y", "fetch_builds", {"repo": "web"}, builds))
     calls += [(f"{i:03d}", "bash", {"command": f"cat part-{i}.txt"}, part(i)) for i in range(fillers)]
-    msgs: list[dict] = [{"role": "user", "content": "Deploys are flaky; find out why."}]
-    for cid, name, args, out in calls:
-        msgs += [{"role": "assistant", "content": [
-                     {"type": "text", "text": f"Checking {name}."},
-                     {"type": "tool_use", "id": f"toolu_{cid}", "name": name, "input": args}]},
-                 {"role": "user", "content": [
-                     {"type": "tool_result", "tool_use_id": f"toolu_{cid}", "content": out}]}]
-    for said, asked in tail:
-        msgs += [{"role": "assistant", "content": said}, {"role": "user", "content": asked}]
-    return {"model": MODELS[A], "max_tokens": 256, "system": SYSTEM, "messages": msgs,
-            "tools": [{"name": n, "input_schema": {"type": "object"}}
-                      for n in ("bash", "fetch_issues", "fetch_builds")]}
+    return anthropic_conversation("Deploys are flaky; find out why.", calls, tail,
+                                  ("bash", "fetch_issues", "fetch_builds"))
 
 
 def sent_result(body: bytes, call_id: str) -> str | None:
